@@ -1,0 +1,106 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+
+	"github.com/numaspread/numaspread/policy"
+	"github.com/numaspread/numaspread/topology"
+)
+
+// planOutput is the --json shape DESIGN.md fixes: {"cpus":"…","mems":"…","numa":{"0":4,"1":4}}.
+type planOutput struct {
+	CPUs string         `json:"cpus"`
+	Mems string         `json:"mems"`
+	NUMA map[string]int `json:"numa"`
+}
+
+func runPlan(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("plan", stderr)
+	var mf machineFlags
+	mf.register(fs)
+	cpus := fs.Int("cpus", 0, "number of exclusive CPUs to allocate (required)")
+	available := fs.String("available", "", "cpulist of the CPUs to treat as free (default: all managed CPUs)")
+	mode := fs.String("policy", string(policy.Distributed), "distributed | packed")
+	spread := fs.String("spread", string(policy.SpreadAll), "all | minimal | a number of NUMA nodes")
+	fullCores := fs.String("full-cores", string(policy.FullCoresPrefer), "prefer | require | off")
+	memory := fs.String("memory", string(policy.MemoryLocal), "local | all | none")
+	reserved := fs.String("reserved", "", "cpulist of reserved CPUs (never exclusive)")
+	asJSON := fs.Bool("json", false, `print {"cpus":…,"mems":…,"numa":{node:count}}`)
+	if st := parseFlags(fs, args); st >= 0 {
+		return st
+	}
+	if *cpus < 1 {
+		fmt.Fprintln(stderr, "numaspread plan: --cpus N (N ≥ 1) is required")
+		return 2
+	}
+	opts, err := planOptions(*mode, *spread, *fullCores, *memory)
+	if err != nil {
+		fmt.Fprintf(stderr, "numaspread plan: %v\n", err)
+		return 2
+	}
+	reservedSet, err := topology.ParseMask(*reserved)
+	if err != nil {
+		fmt.Fprintf(stderr, "numaspread plan: --reserved: %v\n", err)
+		return 2
+	}
+	t, err := mf.load()
+	if err != nil {
+		return fail(stderr, "%v", err)
+	}
+	state, err := policy.NewState(t, policy.Config{Reserved: reservedSet})
+	if err != nil {
+		return fail(stderr, "--reserved: %v", err)
+	}
+	if *available != "" {
+		avail, err := topology.ParseMask(*available)
+		if err != nil {
+			fmt.Fprintf(stderr, "numaspread plan: --available: %v\n", err)
+			return 2
+		}
+		if busy := state.Free().Difference(avail); !busy.IsEmpty() {
+			if err := state.Claim("unavailable", busy); err != nil {
+				return fail(stderr, "--available: %v", err)
+			}
+		}
+	}
+	a, err := state.Plan(policy.Request{CPUs: *cpus, Options: opts})
+	if err != nil {
+		return fail(stderr, "plan: %v", err)
+	}
+	if *asJSON {
+		out := planOutput{CPUs: a.CPUs.String(), Mems: a.Mems.String(), NUMA: map[string]int{}}
+		for _, s := range a.PerNode {
+			out.NUMA[strconv.Itoa(s.Node)] = s.CPUs
+		}
+		if err := json.NewEncoder(stdout).Encode(out); err != nil {
+			return fail(stderr, "%v", err)
+		}
+		return 0
+	}
+	fmt.Fprintf(stdout, "cpus: %s (%d CPUs)\nmems: %s\n", a.CPUs, a.CPUs.Count(), orNone(a.Mems.String()))
+	for _, s := range a.PerNode {
+		fmt.Fprintf(stdout, "  node %d: %d CPUs (%s)\n", s.Node, s.CPUs, a.CPUs.Intersection(t.Node(s.Node).CPUs))
+	}
+	return 0
+}
+
+func planOptions(mode, spread, fullCores, memory string) (policy.Options, error) {
+	o := policy.DefaultOptions()
+	var err error
+	if o.Mode, err = policy.ParseMode(mode); err != nil {
+		return o, fmt.Errorf("--policy: %w", err)
+	}
+	if err = o.ApplySpread(spread); err != nil {
+		return o, fmt.Errorf("--spread: %w", err)
+	}
+	if o.FullCores, err = policy.ParseFullCores(fullCores); err != nil {
+		return o, fmt.Errorf("--full-cores: %w", err)
+	}
+	if o.Memory, err = policy.ParseMemory(memory); err != nil {
+		return o, fmt.Errorf("--memory: %w", err)
+	}
+	return o, nil
+}

@@ -1,0 +1,146 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/numaspread/numaspread/topology"
+	"github.com/numaspread/numaspread/topology/synth"
+)
+
+// machineFlags are the flags that say which machine a command looks at.
+type machineFlags struct {
+	sysfs   string
+	machine string
+}
+
+func (m *machineFlags) register(fs interface {
+	StringVar(p *string, name, value, usage string)
+}) {
+	fs.StringVar(&m.sysfs, "sysfs", "/sys", "sysfs root: a directory containing devices/system, or a .tar.gz/.tar.xz of one")
+	fs.StringVar(&m.machine, "machine", "", "use a built-in synthetic machine instead of sysfs: "+presetNames())
+}
+
+func presetNames() string {
+	var names []string
+	for _, s := range synth.Presets() {
+		names = append(names, s.Name)
+	}
+	return strings.Join(names, ", ")
+}
+
+func (m *machineFlags) load() (*topology.Topology, error) {
+	if m.machine != "" {
+		spec, ok := synth.Preset(m.machine)
+		if !ok {
+			return nil, fmt.Errorf("--machine %q: unknown; built-in machines: %s", m.machine, presetNames())
+		}
+		return spec.Topology()
+	}
+	t, err := topology.Discover(m.sysfs)
+	if err != nil {
+		return nil, fmt.Errorf("discovering the machine from %s: %w", m.sysfs, err)
+	}
+	return t, nil
+}
+
+func runTopology(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("topology", stderr)
+	var mf machineFlags
+	mf.register(fs)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if st := parseFlags(fs, args); st >= 0 {
+		return st
+	}
+	t, err := mf.load()
+	if err != nil {
+		return fail(stderr, "%v", err)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(topology.Summarize(t)); err != nil {
+			return fail(stderr, "%v", err)
+		}
+		return 0
+	}
+	printTopology(stdout, t)
+	return 0
+}
+
+func printTopology(w io.Writer, t *topology.Topology) {
+	s := topology.Summarize(t)
+	fmt.Fprintf(w, "%d CPUs online (%s), %d cores, %d threads per core, %d sockets, %d NUMA nodes\n",
+		t.Online.Count(), t.Online, len(t.Cores), t.ThreadsPerCore, len(t.Sockets()), len(t.Nodes))
+	fmt.Fprintf(w, "offline: %s  isolated: %s\n\n", orNone(t.Offline.String()), orNone(t.Isolated.String()))
+
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tCPUS\tCORES\tL3\tSOCKETS\tMEMORY")
+	for _, n := range s.Nodes {
+		cpus := n.CPUs
+		if cpus == "" {
+			cpus = "(memory only)"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%s\t%s\n", n.ID, cpus, n.Cores, n.L3Caches, joinInts(n.Sockets), formatBytes(n.MemoryBytes))
+	}
+	tw.Flush()
+
+	if len(t.Nodes) > 1 && t.Nodes[0].Distances != nil {
+		fmt.Fprintln(w, "\nnode distances:")
+		tw = tabwriter.NewWriter(w, 0, 0, 1, ' ', tabwriter.AlignRight)
+		fmt.Fprint(tw, "node\t")
+		for _, n := range t.Nodes {
+			fmt.Fprintf(tw, "%d\t", n.ID)
+		}
+		fmt.Fprintln(tw)
+		for _, a := range t.Nodes {
+			fmt.Fprintf(tw, "%d:\t", a.ID)
+			for _, b := range t.Nodes {
+				fmt.Fprintf(tw, "%d\t", a.Distances[b.ID])
+			}
+			fmt.Fprintln(tw)
+		}
+		tw.Flush()
+	}
+
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "CPU\tNODE\tSOCKET\tDIE\tCORE\tL3\tSIBLINGS\tISOLATED\t")
+	for _, c := range s.CPUs {
+		iso := "-"
+		if c.Isolated {
+			iso = "yes"
+		}
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t\n", c.ID, c.Node, c.Socket, c.Die, c.Core, c.L3, c.Siblings, iso)
+	}
+	tw.Flush()
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+func joinInts(v []int) string {
+	parts := make([]string, len(v))
+	for i, x := range v {
+		parts[i] = strconv.Itoa(x)
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, ",")
+}
+
+func formatBytes(b uint64) string {
+	if b == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f GiB", float64(b)/(1<<30))
+}

@@ -1,0 +1,298 @@
+// Package plugin is numaspread's NRI plugin: it turns the runtime's pod and
+// container events into policy requests (QoS class, CPU request,
+// annotations) and the policy's answers into cpuset adjustments for the new
+// container plus updates for every shared container whose cpuset changed.
+//
+// It is the only package that imports NRI. Handlers run under one mutex;
+// they do no I/O, so every request returns in microseconds.
+package plugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/containerd/nri/pkg/api"
+	"github.com/containerd/nri/pkg/stub"
+	"github.com/sirupsen/logrus"
+
+	"github.com/numaspread/numaspread/config"
+	"github.com/numaspread/numaspread/policy"
+	"github.com/numaspread/numaspread/topology"
+)
+
+// Plugin is the NRI plugin. Create it with New; connect it with Run.
+type Plugin struct {
+	mu   sync.Mutex
+	topo *topology.Topology
+	log  *logrus.Logger
+
+	cfg      config.Config
+	defaults policy.Options
+	state    *policy.State
+	ctrs     map[string]*container // by container id: running containers we placed
+	seq      uint64                // creation order, for "older wins"
+	synced   bool
+
+	stubMu sync.Mutex // guards stub, which Run replaces on reconnects
+	stub   stub.Stub
+}
+
+// container is what the plugin remembers of a running container.
+type container struct {
+	id, podID string
+	ref       string // namespace/pod/container, for logs and errors
+	seq       uint64
+	exclusive bool   // holds exclusive CPUs in the policy state
+	cpus      string // the cpuset.cpus we gave it
+	mems      string // the cpuset.mems we gave it ("" when memory = none)
+}
+
+// New returns a plugin for the machine t configured by cfg. It fails when the
+// configuration does not fit the machine.
+func New(t *topology.Topology, cfg config.Config, log *logrus.Logger) (*Plugin, error) {
+	if log == nil {
+		log = logrus.New()
+	}
+	p := &Plugin{topo: t, log: log}
+	if err := p.apply(cfg); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// apply installs a configuration with an empty policy state.
+func (p *Plugin) apply(cfg config.Config) error {
+	state, defaults, err := newPolicyState(p.topo, cfg)
+	if err != nil {
+		return err
+	}
+	p.cfg, p.state, p.defaults = cfg, state, defaults
+	p.ctrs = map[string]*container{}
+	return nil
+}
+
+func newPolicyState(t *topology.Topology, cfg config.Config) (*policy.State, policy.Options, error) {
+	res, err := cfg.Resolve(t)
+	if err != nil {
+		return nil, policy.Options{}, err
+	}
+	pc := cfg.Policy
+	opts := policy.Options{
+		Mode: policy.Mode(pc.Mode), Spread: policy.Spread(pc.Spread), MaxNUMANodes: pc.MaxNUMANodes,
+		FullCores: policy.FullCores(pc.FullCores), Memory: policy.Memory(pc.Memory),
+	}
+	if err := opts.Validate(); err != nil {
+		return nil, opts, err
+	}
+	state, err := policy.NewState(t, policy.Config{
+		Managed: res.Allowed, Reserved: res.Reserved,
+		StrictReserved: pc.StrictReserved, MinSharedCPUs: pc.MinSharedCPUs,
+	})
+	return state, opts, err
+}
+
+// Config returns the configuration in use.
+func (p *Plugin) Config() config.Config {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cfg
+}
+
+// Configure is called by the runtime when the plugin registers. A
+// pre-installed plugin receives its configuration text here.
+func (p *Plugin) Configure(_ context.Context, text, runtime, version string) (api.EventMask, error) {
+	p.log.WithFields(logrus.Fields{"runtime": runtime, "version": version}).Info("connected to the runtime")
+	if text == "" {
+		return 0, nil
+	}
+	cfg, err := config.Parse(config.ConfigureSource, []byte(text))
+	if err != nil {
+		return 0, err
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.apply(cfg); err != nil {
+		return 0, fmt.Errorf("configuration from the runtime: %w", err)
+	}
+	return 0, nil
+}
+
+// CreateContainer chooses the new container's CPUs and memory nodes.
+func (p *Plugin) CreateContainer(_ context.Context, pod *api.PodSandbox, ctr *api.Container) (*api.ContainerAdjustment, []*api.ContainerUpdate, error) {
+	start := time.Now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+
+	c, err := p.place(pod, ctr)
+	if err != nil {
+		p.log.WithFields(ctrFields(pod, ctr)).WithError(err).Error("container rejected")
+		return nil, nil, err
+	}
+	adj := &api.ContainerAdjustment{}
+	adj.SetLinuxCPUSetCPUs(c.cpus)
+	if c.mems != "" {
+		adj.SetLinuxCPUSetMems(c.mems)
+	}
+	updates := p.sharedUpdates(c.id)
+	p.ctrs[c.id] = c
+	p.log.WithFields(ctrFields(pod, ctr)).WithFields(logrus.Fields{
+		"class": className(c.exclusive), "cpus": c.cpus, "mems": c.mems,
+		"updates": len(updates), "took": time.Since(start).String(),
+	}).Info("container placed")
+	return adj, updates, nil
+}
+
+// place decides where a container goes and records exclusive CPUs in the
+// policy state. It changes nothing when it fails.
+func (p *Plugin) place(pod *api.PodSandbox, ctr *api.Container) (*container, error) {
+	ref := containerRef(pod, ctr)
+	if old, ok := p.ctrs[ctr.GetId()]; ok {
+		// A repeated create of the same id: start from a clean slate.
+		p.forget(old)
+	}
+	c := &container{id: ctr.GetId(), podID: pod.GetId(), ref: ref, seq: p.nextSeq()}
+	w := inferWorkload(pod, ctr)
+	opts, optOut := p.defaults, false
+	if p.cfg.Policy.Annotations {
+		var err error
+		if opts, optOut, err = annotationChoices(pod.GetAnnotations(), ctr.GetName(), p.defaults); err != nil {
+			return nil, fmt.Errorf("container %s: %w", ref, err)
+		}
+		if unknown := unknownAnnotations(pod.GetAnnotations()); len(unknown) > 0 {
+			p.log.WithFields(ctrFields(pod, ctr)).Warnf("ignoring unknown annotations %v", unknown)
+		}
+	}
+	if w.exclusive > 0 && !optOut {
+		a, err := p.state.Allocate(c.id, policy.Request{CPUs: w.exclusive, Options: opts})
+		if err == nil {
+			c.exclusive, c.cpus = true, a.CPUs.String()
+			c.mems = a.Mems.String()
+			return c, nil
+		}
+		var short *policy.InsufficientError
+		if !errors.As(err, &short) || p.cfg.Policy.OnInsufficient != config.InsufficientShared {
+			return nil, fmt.Errorf("container %s (Guaranteed, %d CPUs, policy %s): %w", ref, w.exclusive, opts.Mode, err)
+		}
+		p.log.WithFields(ctrFields(pod, ctr)).WithError(err).Warn("not enough CPUs: running in the shared pool (on_insufficient = shared)")
+	}
+	c.cpus, c.mems = p.sharedCPUSet()
+	return c, nil
+}
+
+// sharedCPUSet returns the shared pool's cpuset.cpus and cpuset.mems.
+func (p *Plugin) sharedCPUSet() (cpus, mems string) {
+	pool := p.state.SharedPool()
+	return pool.String(), p.state.Mems(pool, p.defaults.Memory).String()
+}
+
+// sharedUpdates returns an update for every shared container (other than
+// except) whose cpuset differs from the shared pool, and records the change.
+func (p *Plugin) sharedUpdates(except string) []*api.ContainerUpdate {
+	cpus, mems := p.sharedCPUSet()
+	var stale []*container
+	for _, c := range p.ctrs {
+		if !c.exclusive && c.id != except && (c.cpus != cpus || c.mems != mems) {
+			stale = append(stale, c)
+		}
+	}
+	sortBySeq(stale)
+	out := make([]*api.ContainerUpdate, 0, len(stale))
+	for _, c := range stale {
+		c.cpus, c.mems = cpus, mems
+		out = append(out, cpusetUpdate(c))
+	}
+	return out
+}
+
+func cpusetUpdate(c *container) *api.ContainerUpdate {
+	u := &api.ContainerUpdate{}
+	u.SetContainerId(c.id)
+	u.SetLinuxCPUSetCPUs(c.cpus)
+	if c.mems != "" {
+		u.SetLinuxCPUSetMems(c.mems)
+	}
+	// A container that is stopping concurrently must not fail the request.
+	u.SetIgnoreFailure()
+	return u
+}
+
+// StopContainer releases the container's CPUs (so an init container hands
+// them on) and grows the shared pool.
+func (p *Plugin) StopContainer(_ context.Context, pod *api.PodSandbox, ctr *api.Container) ([]*api.ContainerUpdate, error) {
+	return p.release(pod, ctr, "stopped"), nil
+}
+
+// RemoveContainer is StopContainer for runtimes that skip the stop; it is idempotent.
+func (p *Plugin) RemoveContainer(_ context.Context, pod *api.PodSandbox, ctr *api.Container) error {
+	if updates := p.release(pod, ctr, "removed"); len(updates) > 0 {
+		// RemoveContainer replies cannot carry updates: send them on the side.
+		p.sendUnsolicited(updates)
+	}
+	return nil
+}
+
+func (p *Plugin) release(pod *api.PodSandbox, ctr *api.Container, why string) []*api.ContainerUpdate {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	c, ok := p.ctrs[ctr.GetId()]
+	if !ok {
+		return nil
+	}
+	p.forget(c)
+	if !c.exclusive {
+		return nil
+	}
+	updates := p.sharedUpdates("")
+	p.log.WithFields(ctrFields(pod, ctr)).WithFields(logrus.Fields{"cpus": c.cpus, "updates": len(updates)}).
+		Infof("container %s: exclusive CPUs released", why)
+	return updates
+}
+
+func (p *Plugin) forget(c *container) {
+	if c.exclusive {
+		p.state.Release(c.id)
+	}
+	delete(p.ctrs, c.id)
+}
+
+// UpdateContainer re-asserts our cpuset over whatever the update asked for,
+// since numaspread owns cpusets on this node.
+func (p *Plugin) UpdateContainer(_ context.Context, pod *api.PodSandbox, ctr *api.Container, _ *api.LinuxResources) ([]*api.ContainerUpdate, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	c, ok := p.ctrs[ctr.GetId()]
+	if !ok {
+		return nil, nil
+	}
+	p.log.WithFields(ctrFields(pod, ctr)).WithField("cpus", c.cpus).Debug("re-asserting cpuset on update")
+	return []*api.ContainerUpdate{cpusetUpdate(c)}, nil
+}
+
+func (p *Plugin) nextSeq() uint64 {
+	p.seq++
+	return p.seq
+}
+
+// sortBySeq orders containers oldest first, so that replies are deterministic.
+func sortBySeq(cs []*container) {
+	sort.Slice(cs, func(i, j int) bool { return cs[i].seq < cs[j].seq })
+}
+
+func containerRef(pod *api.PodSandbox, ctr *api.Container) string {
+	return pod.GetNamespace() + "/" + pod.GetName() + "/" + ctr.GetName()
+}
+
+func ctrFields(pod *api.PodSandbox, ctr *api.Container) logrus.Fields {
+	return logrus.Fields{"pod": pod.GetNamespace() + "/" + pod.GetName(), "container": ctr.GetName()}
+}
+
+func className(exclusive bool) string {
+	if exclusive {
+		return "exclusive"
+	}
+	return "shared"
+}

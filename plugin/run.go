@@ -1,0 +1,136 @@
+package plugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/containerd/nri/pkg/api"
+	"github.com/containerd/nri/pkg/stub"
+	"github.com/sirupsen/logrus"
+)
+
+// RunOptions say how the plugin connects to the runtime.
+type RunOptions struct {
+	Socket string // the runtime's NRI socket (external mode)
+	Name   string // plugin name
+	Index  string // two-digit plugin index
+	// MinBackoff and MaxBackoff bound the wait between reconnection attempts
+	// of an external plugin (defaults 100 ms and 5 s).
+	MinBackoff, MaxBackoff time.Duration
+	// OnConnected, if set, is called after each successful registration
+	// (Configure done; Synchronize follows).
+	OnConnected func()
+}
+
+// PreInstalled reports whether the runtime launched this process as a
+// pre-installed plugin (it then passes the connection as a file descriptor).
+func PreInstalled() bool { return os.Getenv(api.PluginSocketEnvVar) != "" }
+
+// Run connects to the runtime and serves it until ctx is cancelled. An
+// external plugin reconnects with backoff whenever the runtime goes away; a
+// pre-installed one returns an error instead (the runtime launches it again).
+func (p *Plugin) Run(ctx context.Context, o RunOptions) error {
+	if o.MinBackoff <= 0 {
+		o.MinBackoff = 100 * time.Millisecond
+	}
+	if o.MaxBackoff < o.MinBackoff {
+		o.MaxBackoff = max(5*time.Second, o.MinBackoff)
+	}
+	preinstalled := PreInstalled()
+	backoff := o.MinBackoff
+	for {
+		closed := make(chan struct{})
+		s, err := p.connect(ctx, o, preinstalled, closed)
+		if err == nil {
+			backoff = o.MinBackoff
+			if o.OnConnected != nil {
+				o.OnConnected()
+			}
+			select {
+			case <-ctx.Done():
+				s.Stop()
+				return nil
+			case <-closed:
+			}
+			s.Stop()
+			p.setStub(nil)
+			err = errors.New("the runtime closed the connection")
+		}
+		if preinstalled {
+			return fmt.Errorf("pre-installed plugin: %w", err)
+		}
+		p.log.WithError(err).Warnf("not connected to the runtime at %s: retrying in %s", o.Socket, backoff)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, o.MaxBackoff)
+	}
+}
+
+func (p *Plugin) connect(ctx context.Context, o RunOptions, preinstalled bool, closed chan struct{}) (stub.Stub, error) {
+	opts := []stub.Option{
+		stub.WithOnClose(func() { close(closed) }),
+		stub.WithLogger(nriLogger{p.log}),
+	}
+	if !preinstalled {
+		// In pre-installed mode the runtime names us through the environment.
+		opts = append(opts, stub.WithPluginName(o.Name), stub.WithPluginIdx(o.Index), stub.WithSocketPath(o.Socket))
+	}
+	s, err := stub.New(p, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("creating the NRI stub: %w", err)
+	}
+	p.setStub(s)
+	p.mu.Lock()
+	p.synced = false
+	p.mu.Unlock()
+	if err := s.Start(ctx); err != nil {
+		p.setStub(nil)
+		return nil, fmt.Errorf("connecting to %s: %w", o.Socket, err)
+	}
+	return s, nil
+}
+
+func (p *Plugin) setStub(s stub.Stub) {
+	p.stubMu.Lock()
+	p.stub = s
+	p.stubMu.Unlock()
+}
+
+// sendUnsolicited sends updates outside a request reply. It runs in a
+// goroutine: the runtime holds its NRI lock while it waits for a handler, so
+// a synchronous call from inside a handler would deadlock until the timeout.
+func (p *Plugin) sendUnsolicited(updates []*api.ContainerUpdate) {
+	p.stubMu.Lock()
+	s := p.stub
+	p.stubMu.Unlock()
+	if s == nil {
+		return
+	}
+	go func() {
+		failed, err := s.UpdateContainers(updates)
+		if err != nil || len(failed) > 0 {
+			p.log.WithError(err).WithField("failed", len(failed)).Warn("unsolicited cpuset updates failed")
+		}
+	}()
+}
+
+// Synced reports whether the plugin is connected and has synchronized.
+func (p *Plugin) Synced() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.synced
+}
+
+// nriLogger routes the NRI library's log lines through logrus.
+type nriLogger struct{ log *logrus.Logger }
+
+func (l nriLogger) Debugf(_ context.Context, f string, a ...any) { l.log.Debugf("nri: "+f, a...) }
+func (l nriLogger) Infof(_ context.Context, f string, a ...any)  { l.log.Debugf("nri: "+f, a...) }
+func (l nriLogger) Warnf(_ context.Context, f string, a ...any)  { l.log.Warnf("nri: "+f, a...) }
+func (l nriLogger) Errorf(_ context.Context, f string, a ...any) { l.log.Errorf("nri: "+f, a...) }

@@ -1,0 +1,141 @@
+package plugin
+
+import (
+	"context"
+	"sort"
+	"time"
+
+	"github.com/containerd/nri/pkg/api"
+	"github.com/sirupsen/logrus"
+
+	"github.com/numaspread/numaspread/policy"
+	"github.com/numaspread/numaspread/topology"
+)
+
+// Synchronize rebuilds the state from the cpusets the runtime reports (the
+// runtime is the source of truth; there is no state file). Exclusive
+// containers keep the CPUs they report when those are theirs to keep; the
+// older container wins a CPU claimed twice; exclusive containers without
+// valid CPUs (created while the plugin was away, or losers of a double claim)
+// are allocated now; every shared container gets the shared pool. The
+// returned updates carry the fixes.
+func (p *Plugin) Synchronize(_ context.Context, pods []*api.PodSandbox, ctrs []*api.Container) ([]*api.ContainerUpdate, error) {
+	start := time.Now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+
+	state, _, err := newPolicyState(p.topo, p.cfg)
+	if err != nil {
+		return nil, err
+	}
+	p.state, p.ctrs = state, map[string]*container{}
+
+	podByID := make(map[string]*api.PodSandbox, len(pods))
+	for _, pod := range pods {
+		podByID[pod.GetId()] = pod
+	}
+	ordered := make([]*api.Container, 0, len(ctrs))
+	for _, ctr := range ctrs {
+		if ctr.GetState() != api.ContainerState_CONTAINER_STOPPED {
+			ordered = append(ordered, ctr)
+		}
+	}
+	// Older first, so that the older container keeps a CPU claimed twice.
+	sort.SliceStable(ordered, func(i, j int) bool {
+		a, b := ordered[i], ordered[j]
+		if a.GetCreatedAt() != b.GetCreatedAt() {
+			return a.GetCreatedAt() < b.GetCreatedAt()
+		}
+		return a.GetId() < b.GetId()
+	})
+
+	var updates []*api.ContainerUpdate
+	var pending []syncPending
+	for _, ctr := range ordered {
+		pod := podByID[ctr.GetPodSandboxId()]
+		c, req, ok := p.restore(pod, ctr)
+		if !ok {
+			pending = append(pending, syncPending{c, req, pod, ctr})
+			continue
+		}
+		if c.exclusive && !sameCPUSet(ctr, c) {
+			updates = append(updates, cpusetUpdate(c))
+		}
+		p.ctrs[c.id] = c
+	}
+	for _, pd := range pending {
+		c := pd.c
+		a, err := p.state.Allocate(c.id, pd.req)
+		if err != nil {
+			p.log.WithFields(ctrFields(pd.pod, pd.ctr)).WithError(err).Warn("cannot give a running container exclusive CPUs: it stays in the shared pool")
+		} else {
+			c.exclusive, c.cpus, c.mems = true, a.CPUs.String(), a.Mems.String()
+			updates = append(updates, cpusetUpdate(c))
+			p.log.WithFields(ctrFields(pd.pod, pd.ctr)).WithFields(logrus.Fields{"cpus": c.cpus, "mems": c.mems}).
+				Info("container placed at synchronize")
+		}
+		p.ctrs[c.id] = c
+	}
+	updates = append(updates, p.sharedUpdates("")...)
+	p.synced = true
+	p.log.WithFields(logrus.Fields{
+		"pods": len(pods), "containers": len(ordered), "exclusive": len(p.state.Owners()),
+		"reallocated": len(pending), "updates": len(updates), "took": time.Since(start).String(),
+	}).Info("synchronized")
+	return updates, nil
+}
+
+// syncPending is an exclusive container that Synchronize must allocate for.
+type syncPending struct {
+	c   *container
+	req policy.Request
+	pod *api.PodSandbox
+	ctr *api.Container
+}
+
+// restore rebuilds one container's record from what the runtime reports.
+// ok is false for an exclusive container whose reported CPUs cannot be kept:
+// req is then what to allocate for it.
+func (p *Plugin) restore(pod *api.PodSandbox, ctr *api.Container) (c *container, req policy.Request, ok bool) {
+	if pod == nil {
+		pod = &api.PodSandbox{Id: ctr.GetPodSandboxId()}
+	}
+	c = &container{id: ctr.GetId(), podID: pod.GetId(), ref: containerRef(pod, ctr), seq: p.nextSeq()}
+	cpu := ctr.GetLinux().GetResources().GetCpu()
+	reported, _ := topology.ParseMask(cpu.GetCpus())
+	reportedMems, _ := topology.ParseMask(cpu.GetMems())
+	c.cpus, c.mems = reported.String(), reportedMems.String()
+
+	w := inferWorkload(pod, ctr)
+	opts, optOut := p.defaults, false
+	if p.cfg.Policy.Annotations {
+		var err error
+		if opts, optOut, err = annotationChoices(pod.GetAnnotations(), ctr.GetName(), p.defaults); err != nil {
+			// A running container cannot be failed: it gets the defaults.
+			p.log.WithFields(ctrFields(pod, ctr)).WithError(err).Warn("ignoring a bad annotation of a running container")
+			opts, optOut = p.defaults, false
+		}
+	}
+	if w.exclusive == 0 || optOut {
+		return c, req, true
+	}
+	req = policy.Request{CPUs: w.exclusive, Options: opts}
+	if reported.Count() != w.exclusive {
+		return c, req, false
+	}
+	if err := p.state.Claim(c.id, reported); err != nil {
+		p.log.WithFields(ctrFields(pod, ctr)).WithError(err).Warn("reported CPUs cannot be kept: reallocating")
+		return c, req, false
+	}
+	c.exclusive = true
+	c.mems = p.state.Mems(reported, opts.Memory).String()
+	return c, req, true
+}
+
+// sameCPUSet reports whether the runtime's view of ctr matches our record.
+func sameCPUSet(ctr *api.Container, c *container) bool {
+	cpu := ctr.GetLinux().GetResources().GetCpu()
+	cpus, err1 := topology.ParseMask(cpu.GetCpus())
+	mems, err2 := topology.ParseMask(cpu.GetMems())
+	return err1 == nil && err2 == nil && cpus.String() == c.cpus && (c.mems == "" || mems.String() == c.mems)
+}

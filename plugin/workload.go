@@ -1,0 +1,102 @@
+package plugin
+
+import (
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/containerd/nri/pkg/api"
+)
+
+// QoS is a Kubernetes pod QoS class as inferred from what the runtime passes.
+type QoS string
+
+// QoS classes.
+const (
+	Guaranteed QoS = "Guaranteed"
+	Burstable  QoS = "Burstable"
+	BestEffort QoS = "BestEffort"
+)
+
+// guaranteedOOMScoreAdj is what the kubelet sets for Guaranteed containers.
+const guaranteedOOMScoreAdj = -997
+
+// workload is what the plugin knows of a container's CPU needs.
+type workload struct {
+	qos          QoS
+	requestMilli int64 // 0: no request
+	limitMilli   int64 // 0: no limit
+	// exclusive is the number of exclusive CPUs the container is entitled
+	// to (Guaranteed, whole-number request equal to the limit); 0 otherwise.
+	exclusive int
+	// why says, for logs, why a container is not entitled to exclusive CPUs.
+	why string
+}
+
+// inferWorkload applies DESIGN.md "Who gets what": the QoS class from the
+// pod's cgroup parent (cross-checked with oom_score_adj), the CPU request
+// from cpu.shares and the limit from quota/period.
+func inferWorkload(pod *api.PodSandbox, ctr *api.Container) workload {
+	cpu := ctr.GetLinux().GetResources().GetCpu()
+	w := workload{
+		requestMilli: sharesToMilli(cpu.GetShares().GetValue()),
+		limitMilli:   quotaToMilli(cpu.GetQuota().GetValue(), cpu.GetPeriod().GetValue()),
+	}
+	w.qos = qosOf(pod.GetLinux().GetCgroupParent(), w)
+	oom := ctr.GetLinux().GetOomScoreAdj()
+	switch {
+	case w.qos != Guaranteed:
+		w.why = "QoS class " + string(w.qos)
+	case oom != nil && oom.GetValue() != guaranteedOOMScoreAdj:
+		w.why = fmt.Sprintf("oom_score_adj %d is not the Guaranteed %d", oom.GetValue(), guaranteedOOMScoreAdj)
+	case w.requestMilli == 0 || w.requestMilli != w.limitMilli:
+		w.why = fmt.Sprintf("CPU request %dm differs from limit %dm", w.requestMilli, w.limitMilli)
+	case w.requestMilli%1000 != 0:
+		w.why = fmt.Sprintf("CPU request %dm is not a whole number of CPUs", w.requestMilli)
+	default:
+		w.exclusive = int(w.requestMilli / 1000)
+	}
+	return w
+}
+
+// qosOf reads the QoS class from the pod's cgroup parent, in both the
+// cgroupfs (/kubepods/burstable/pod…) and systemd (kubepods-burstable-pod….slice)
+// forms. Without a Kubernetes parent it falls back to the resources.
+func qosOf(cgroupParent string, w workload) QoS {
+	p := strings.ToLower(cgroupParent)
+	switch {
+	case strings.Contains(p, "besteffort"):
+		return BestEffort
+	case strings.Contains(p, "burstable"):
+		return Burstable
+	case strings.Contains(p, "kubepods"):
+		return Guaranteed
+	case w.requestMilli > 0 && w.requestMilli == w.limitMilli:
+		return Guaranteed
+	case w.requestMilli > 0 || w.limitMilli > 0:
+		return Burstable
+	}
+	return BestEffort
+}
+
+// maxMilli bounds CPU amounts so that hostile values cannot overflow:
+// no machine has a million CPUs.
+const maxMilli = 1_000_000_000
+
+// sharesToMilli reverses the kubelet's milliCPU → cpu.shares conversion;
+// shares ≤ 2 mean no request.
+func sharesToMilli(shares uint64) int64 {
+	if shares <= 2 {
+		return 0
+	}
+	return min(int64(math.Round(float64(shares)*1000/1024)), maxMilli)
+}
+
+// quotaToMilli reverses the limit → quota/period conversion; a missing or
+// negative quota or period means no limit.
+func quotaToMilli(quota int64, period uint64) int64 {
+	if quota <= 0 || period == 0 {
+		return 0
+	}
+	return min(int64(math.Round(float64(quota)*1000/float64(period))), maxMilli)
+}

@@ -1,0 +1,71 @@
+package policy
+
+import (
+	"testing"
+
+	"github.com/numaspread/numaspread/topology"
+)
+
+// shape describes a regular machine for tests: nodes × cores × threads, with
+// Linux-Intel numbering (thread t of core c is CPU c + t·totalCores, node
+// CPUs contiguous in each thread plane) and l3 caches per node.
+type shape struct {
+	nodes, cores, threads, l3 int
+	nodesPerSocket            int
+	memOnly                   int           // CPU-less memory nodes appended after the others
+	offline                   topology.Mask // CPUs left out of the machine
+}
+
+func (s shape) machine() topology.Machine {
+	total := s.nodes * s.cores
+	var m topology.Machine
+	l3 := max(s.l3, 1)
+	nps := max(s.nodesPerSocket, 1)
+	for n := 0; n < s.nodes; n++ {
+		for c := 0; c < s.cores; c++ {
+			core := n*s.cores + c
+			var sib topology.Mask
+			for t := 0; t < s.threads; t++ {
+				sib.Set(core + t*total)
+			}
+			for t := 0; t < s.threads; t++ {
+				if s.offline.Has(core + t*total) {
+					m.Offline.Set(core + t*total)
+					continue
+				}
+				m.CPUs = append(m.CPUs, topology.CPUInfo{
+					ID: core + t*total, CoreID: c, Socket: n / nps, Node: n,
+					L3: n*l3 + c*l3/s.cores, Siblings: sib,
+				})
+			}
+		}
+	}
+	for n := 0; n < s.nodes+s.memOnly; n++ {
+		m.Nodes = append(m.Nodes, topology.NodeInfo{ID: n, MemoryBytes: 1 << 30})
+	}
+	return m
+}
+
+func (s shape) topo(t testing.TB) *topology.Topology {
+	t.Helper()
+	topo, err := topology.New(s.machine())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return topo
+}
+
+func newState(t testing.TB, topo *topology.Topology, cfg Config) *State {
+	t.Helper()
+	s, err := NewState(topo, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func opts(mode Mode, spread Spread, fc FullCores) Options {
+	o := DefaultOptions()
+	o.Mode, o.Spread, o.FullCores = mode, spread, fc
+	return o
+}

@@ -1,0 +1,245 @@
+package policy
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/numaspread/numaspread/topology"
+)
+
+// randomShape returns a random regular machine with some CPUs offline.
+func randomShape(r *rand.Rand) shape {
+	s := shape{
+		nodes:          1 + r.IntN(6),
+		cores:          1 + r.IntN(8),
+		threads:        []int{1, 2, 2, 2, 4}[r.IntN(5)],
+		l3:             1 + r.IntN(2),
+		nodesPerSocket: 1 + r.IntN(2),
+		memOnly:        r.IntN(2),
+	}
+	total := s.nodes * s.cores * s.threads
+	for i := r.IntN(3); i > 0; i-- {
+		if c := r.IntN(total); c != 0 { // keep CPU 0 so the machine is never empty
+			s.offline.Set(c)
+		}
+	}
+	return s
+}
+
+func randomOptions(r *rand.Rand) Options {
+	o := Options{
+		Mode:      []Mode{Distributed, Distributed, Packed}[r.IntN(3)],
+		Spread:    []Spread{SpreadAll, SpreadMinimal}[r.IntN(2)],
+		FullCores: []FullCores{FullCoresPrefer, FullCoresRequire, FullCoresOff}[r.IntN(3)],
+		Memory:    []Memory{MemoryLocal, MemoryAll, MemoryNone}[r.IntN(3)],
+	}
+	if r.IntN(4) == 0 {
+		o.MaxNUMANodes = 1 + r.IntN(3)
+	}
+	return o
+}
+
+// TestPropertiesRandom runs random allocate/release sequences on random
+// machines and checks the invariants of DESIGN.md after every step.
+func TestPropertiesRandom(t *testing.T) {
+	for seed := uint64(1); seed <= 300; seed++ {
+		r := rand.New(rand.NewPCG(seed, 0x5eed))
+		sh := randomShape(r)
+		topo, err := topology.New(sh.machine())
+		if err != nil {
+			t.Fatalf("seed %d: %v", seed, err)
+		}
+		var reserved topology.Mask
+		if r.IntN(3) == 0 {
+			reserved.Set(topo.Online.Last())
+		}
+		s, err := NewState(topo, Config{Reserved: reserved, MinSharedCPUs: r.IntN(2)})
+		if err != nil {
+			t.Fatalf("seed %d: %v", seed, err)
+		}
+		initialPool := s.SharedPool()
+		owners := map[string]topology.Mask{}
+		for step := 0; step < 60; step++ {
+			where := fmt.Sprintf("seed %d step %d (machine %+v)", seed, step, sh)
+			if len(owners) > 0 && r.IntN(3) == 0 {
+				releaseRandom(t, r, s, owners, where)
+			} else {
+				allocateRandom(t, r, s, owners, where)
+			}
+			checkState(t, s, owners, where)
+		}
+		for o := range owners {
+			s.Release(o)
+		}
+		if !s.Held().IsEmpty() || !s.SharedPool().Equals(initialPool) {
+			t.Fatalf("seed %d: after releasing everything held=%s pool=%s, want none and %s", seed, s.Held(), s.SharedPool(), initialPool)
+		}
+	}
+}
+
+func releaseRandom(t *testing.T, r *rand.Rand, s *State, owners map[string]topology.Mask, where string) {
+	names := s.Owners()
+	o := names[r.IntN(len(names))]
+	if got := s.Release(o); !got.Equals(owners[o]) {
+		t.Fatalf("%s: Release(%s) = %s, want %s", where, o, got, owners[o])
+	}
+	delete(owners, o)
+}
+
+func allocateRandom(t *testing.T, r *rand.Rand, s *State, owners map[string]topology.Mask, where string) {
+	topo := s.Topology()
+	n := 1 + r.IntN(max(1, topo.Online.Count()/3))
+	o := randomOptions(r)
+	free := s.Free()
+	before := nodeStats(topo, free)
+	name := fmt.Sprintf("c%d", len(owners)+r.IntN(1<<20))
+	a, err := s.Allocate(name, Request{CPUs: n, Options: o})
+	if err != nil {
+		if free.Count() >= n && o.FullCores != FullCoresRequire && o.MaxNUMANodes == 0 && s.SharedPool().Count()-n >= s.minShare {
+			t.Fatalf("%s: %d CPUs with %+v failed with %d free: %v", where, n, o, free.Count(), err)
+		}
+		return
+	}
+	owners[name] = a.CPUs
+	where = fmt.Sprintf("%s: %d CPUs %+v → %s", where, n, o, a.CPUs)
+	if a.CPUs.Count() != n {
+		t.Fatalf("%s: got %d CPUs", where, a.CPUs.Count())
+	}
+	if !a.CPUs.IsSubsetOf(free) {
+		t.Fatalf("%s: CPUs %s were not free", where, a.CPUs.Difference(free))
+	}
+	if a.CPUs.Intersects(s.Reserved()) {
+		t.Fatalf("%s: reserved CPUs handed out", where)
+	}
+	g := topo.ThreadsPerCore
+	wholeOnly := o.FullCores == FullCoresRequire ||
+		(o.FullCores == FullCoresPrefer && n%g == 0 && totalUnits(before) >= n/g && o.Mode == Distributed && o.Spread == SpreadAll && o.MaxNUMANodes == 0)
+	if wholeOnly && !isWholeCores(topo, a.CPUs) {
+		t.Fatalf("%s: not whole cores", where)
+	}
+	checkKeepsCoresWhole(t, topo, free, a.CPUs, where)
+	if o.Mode == Distributed && o.Spread == SpreadAll && o.MaxNUMANodes == 0 {
+		checkBalance(t, topo, before, a.CPUs, o.FullCores == FullCoresOff, where)
+	}
+	wantMems := s.Mems(a.CPUs, o.Memory)
+	if !a.Mems.Equals(wantMems) {
+		t.Fatalf("%s: mems %s, want %s", where, a.Mems, wantMems)
+	}
+}
+
+// nodeStat is a node's free CPUs and free whole cores before an allocation.
+type nodeStat struct{ free, units int }
+
+func nodeStats(topo *topology.Topology, free topology.Mask) map[int]nodeStat {
+	out := map[int]nodeStat{}
+	for _, n := range topo.Nodes {
+		if !n.HasCPUs() {
+			continue
+		}
+		st := nodeStat{free: free.CountAnd(n.CPUs)}
+		for _, ci := range n.Cores {
+			c := topo.Cores[ci]
+			if len(c.Threads) == topo.ThreadsPerCore && c.Mask.IsSubsetOf(free) {
+				st.units++
+			}
+		}
+		out[n.ID] = st
+	}
+	return out
+}
+
+func totalUnits(st map[int]nodeStat) int {
+	u := 0
+	for _, s := range st {
+		u += s.units
+	}
+	return u
+}
+
+func isWholeCores(topo *topology.Topology, cpus topology.Mask) bool {
+	ok := true
+	cpus.ForEach(func(c int) bool {
+		core := topo.CoreOf(c)
+		ok = len(core.Threads) == topo.ThreadsPerCore && core.Mask.IsSubsetOf(cpus)
+		return ok
+	})
+	return ok
+}
+
+// checkBalance checks max-min fairness: a node that could have taken more
+// took at most one unit less than any other node.
+func checkBalance(t *testing.T, topo *topology.Topology, before map[int]nodeStat, cpus topology.Mask, singleThreads bool, where string) {
+	t.Helper()
+	took := map[int]int{} // units (whole cores, or CPUs with full_cores = off) per node
+	for id := range before {
+		if singleThreads {
+			took[id] = cpus.CountAnd(topo.Node(id).CPUs)
+			continue
+		}
+		for _, ci := range topo.Node(id).Cores {
+			c := topo.Cores[ci]
+			if len(c.Threads) == topo.ThreadsPerCore && c.Mask.IsSubsetOf(cpus) {
+				took[id]++
+			}
+		}
+	}
+	most := 0
+	for _, u := range took {
+		most = max(most, u)
+	}
+	for id, st := range before {
+		capacity := st.units
+		if singleThreads {
+			capacity = st.free
+		}
+		if took[id] < capacity && took[id] < most-1 {
+			t.Fatalf("%s: node %d took %d units with %d free, another node took %d (per node %v)", where, id, took[id], capacity, most, took)
+		}
+	}
+}
+
+func checkState(t *testing.T, s *State, owners map[string]topology.Mask, where string) {
+	t.Helper()
+	var union topology.Mask
+	total := 0
+	for o, m := range owners {
+		if union.Intersects(m) {
+			t.Fatalf("%s: CPUs %s of %s held twice", where, union.Intersection(m), o)
+		}
+		union.UnionInPlace(m)
+		total += m.Count()
+		if got, _ := s.Owned(o); !got.Equals(m) {
+			t.Fatalf("%s: %s holds %s, model says %s", where, o, got, m)
+		}
+	}
+	if !s.Held().Equals(union) || union.Count() != total {
+		t.Fatalf("%s: held %s, owners hold %s", where, s.Held(), union)
+	}
+	if s.SharedPool().Intersects(union) || s.SharedPool().Count() < s.minShare {
+		t.Fatalf("%s: shared pool %s", where, s.SharedPool())
+	}
+}
+
+// checkKeepsCoresWhole checks that no whole free core was split while a
+// partly used core of the same node still had a free thread to give.
+func checkKeepsCoresWhole(t *testing.T, topo *topology.Topology, free, cpus topology.Mask, where string) {
+	t.Helper()
+	for _, n := range topo.Nodes {
+		split, partialLeft := -1, -1
+		for _, ci := range n.Cores {
+			c := topo.Cores[ci]
+			whole := len(c.Threads) == topo.ThreadsPerCore && c.Mask.IsSubsetOf(free)
+			taken := c.Mask.CountAnd(cpus)
+			if whole && taken > 0 && taken < len(c.Threads) {
+				split = ci
+			}
+			if !whole && c.Mask.CountAnd(free) > taken {
+				partialLeft = ci
+			}
+		}
+		if split >= 0 && partialLeft >= 0 {
+			t.Fatalf("%s: split whole core %v while core %v had a free thread", where, topo.Cores[split].Threads, topo.Cores[partialLeft].Threads)
+		}
+	}
+}

@@ -1,0 +1,121 @@
+package mockruntime
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/containerd/nri/pkg/adaptation"
+	"github.com/containerd/nri/pkg/api"
+)
+
+// Option configures a Runtime.
+type Option func(*config) error
+
+type preinstalled struct {
+	idx, name, binary, config string
+}
+
+type config struct {
+	name, version       string
+	node                Node
+	preinstalled        []preinstalled
+	requestTimeout      time.Duration
+	registrationTimeout time.Duration
+	shuffleSeed         *int64
+	checks              []CheckFunc
+	nriOptions          []adaptation.Option
+}
+
+// WithRuntimeName sets the runtime name and version plugins see in
+// Configure (default "mockruntime" "v0.0.0").
+func WithRuntimeName(name, version string) Option {
+	return func(c *config) error {
+		c.name, c.version = name, version
+		return nil
+	}
+}
+
+// WithNode sets the node properties the NRI objects are built with.
+func WithNode(n Node) Option {
+	return func(c *config) error {
+		c.node = n
+		return nil
+	}
+}
+
+// WithSystemdCgroups uses the systemd cgroup driver's naming.
+func WithSystemdCgroups() Option {
+	return func(c *config) error {
+		c.node.SystemdCgroups = true
+		return nil
+	}
+}
+
+// WithPreinstalledPlugin copies binary to plugins/<idx>-<name> and, when
+// cfg is not empty, writes it to conf.d/<idx>-<name>.conf. Start launches
+// it the way containerd launches /opt/nri/plugins: no arguments, the
+// connection on fd 3, and the config text passed to Configure.
+func WithPreinstalledPlugin(idx, name, binary, cfg string) Option {
+	return func(c *config) error {
+		if err := api.CheckPluginIndex(idx); err != nil {
+			return err
+		}
+		if err := api.CheckPluginName(name); err != nil {
+			return err
+		}
+		c.preinstalled = append(c.preinstalled, preinstalled{idx, name, binary, cfg})
+		return nil
+	}
+}
+
+// WithRequestTimeout sets NRI's plugin request timeout (default 2s).
+// NRI keeps it in a process-wide variable: tests that change it must not
+// run in parallel with others. Close puts the default back.
+func WithRequestTimeout(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return fmt.Errorf("request timeout %v: must be > 0", d)
+		}
+		c.requestTimeout = d
+		return nil
+	}
+}
+
+// WithRegistrationTimeout sets NRI's plugin registration timeout
+// (default 5s); process-wide like WithRequestTimeout.
+func WithRegistrationTimeout(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return fmt.Errorf("registration timeout %v: must be > 0", d)
+		}
+		c.registrationTimeout = d
+		return nil
+	}
+}
+
+// WithShuffledSync hands pods and containers to Synchronize in a random
+// order (from seed) instead of creation order. Real runtimes list them
+// from maps; a plugin must not depend on the order.
+func WithShuffledSync(seed int64) Option {
+	return func(c *config) error {
+		c.shuffleSeed = &seed
+		return nil
+	}
+}
+
+// WithCheck adds an invariant check; see Runtime.AfterEachStep.
+func WithCheck(fn CheckFunc) Option {
+	return func(c *config) error {
+		c.checks = append(c.checks, fn)
+		return nil
+	}
+}
+
+// WithAdaptationOptions passes extra options to adaptation.New, e.g.
+// adaptation.WithBuiltinPlugins to simulate a rival plugin.
+func WithAdaptationOptions(opts ...adaptation.Option) Option {
+	return func(c *config) error {
+		c.nriOptions = append(c.nriOptions, opts...)
+		return nil
+	}
+}

@@ -1,0 +1,550 @@
+package topology_test
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"io"
+	"io/fs"
+	"maps"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+	"testing/fstest"
+
+	"github.com/numaspread/numaspread/topology"
+	"github.com/numaspread/numaspread/topology/synth"
+	"github.com/ulikunitz/xz"
+)
+
+// smallFiles returns the sysfs files of the seed example machine: 2 nodes,
+// CPUs 0-3,8-11 on node 0 and 4-7,12-15 on node 1, siblings c and c+8.
+func smallFiles(t testing.TB) map[string]string {
+	t.Helper()
+	files, err := synth.SmallTwoNode().Files()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
+}
+
+func discover(t testing.TB, files map[string]string) (*topology.Topology, error) {
+	t.Helper()
+	return topology.DiscoverFS(topology.NewMemFS(files))
+}
+
+// checkInvariants asserts what the policy relies on: every online CPU is in
+// exactly one core and one node, cores live inside one node, and the nodes'
+// CPUs partition the online set.
+func checkInvariants(t testing.TB, topo *topology.Topology) {
+	t.Helper()
+	var all topology.Mask
+	for i := range topo.Nodes {
+		n := &topo.Nodes[i]
+		if all.Intersects(n.CPUs) {
+			t.Fatalf("node %d shares CPUs with another node", n.ID)
+		}
+		all.UnionInPlace(n.CPUs)
+		var cores topology.Mask
+		for _, ci := range n.Cores {
+			cores.UnionInPlace(topo.Cores[ci].Mask)
+		}
+		if !cores.Equals(n.CPUs) {
+			t.Fatalf("node %d: cores hold %s, node holds %s", n.ID, cores, n.CPUs)
+		}
+	}
+	if !all.Equals(topo.Online) {
+		t.Fatalf("nodes hold %s, online is %s", all, topo.Online)
+	}
+	topo.Online.ForEach(func(c int) bool {
+		core := topo.CoreOf(c)
+		if core == nil || !core.Mask.Has(c) {
+			t.Fatalf("online CPU %d has no core", c)
+		}
+		n := topo.Node(topo.NodeOf(c))
+		if n == nil || !n.CPUs.Has(c) || core.Node != n.ID {
+			t.Fatalf("online CPU %d: node %d, core on node %d", c, topo.NodeOf(c), core.Node)
+		}
+		if len(core.Threads) > topo.ThreadsPerCore {
+			t.Fatalf("core of CPU %d has %d threads, ThreadsPerCore is %d", c, len(core.Threads), topo.ThreadsPerCore)
+		}
+		return true
+	})
+	if topo.Online.Intersects(topo.Offline) {
+		t.Fatalf("online %s and offline %s overlap", topo.Online, topo.Offline)
+	}
+}
+
+func TestDiscoverMalformed(t *testing.T) {
+	const cpu3 = "devices/system/cpu/cpu3/"
+	tests := []struct {
+		name    string
+		edit    map[string]string // path → new contents; "" deletes
+		wantErr []string
+	}{
+		{"bad core_id", map[string]string{cpu3 + "topology/core_id": "x\n"},
+			[]string{cpu3 + `topology/core_id: invalid integer "x"`}},
+		{"bad package id", map[string]string{cpu3 + "topology/physical_package_id": "1.5\n"},
+			[]string{cpu3 + "topology/physical_package_id"}},
+		{"bad die_id", map[string]string{cpu3 + "topology/die_id": "\n"},
+			[]string{cpu3 + `topology/die_id: invalid integer ""`}},
+		{"bad siblings", map[string]string{cpu3 + "topology/thread_siblings_list": "3,a\n"},
+			[]string{cpu3 + "topology/thread_siblings_list", "invalid cpulist"}},
+		{"bad cache level", map[string]string{cpu3 + "cache/index1/level": "one\n"},
+			[]string{cpu3 + "cache/index1/level"}},
+		{"bad cache id", map[string]string{cpu3 + "cache/index3/id": "-\n"},
+			[]string{cpu3 + "cache/index3/id"}},
+		{"bad node cpulist", map[string]string{"devices/system/node/node0/cpulist": "0-x\n"},
+			[]string{"devices/system/node/node0/cpulist", "invalid cpulist"}},
+		{"bad distance", map[string]string{"devices/system/node/node1/distance": "21 ten\n"},
+			[]string{"devices/system/node/node1/distance", `invalid distance "ten"`}},
+		{"bad meminfo", map[string]string{"devices/system/node/node1/meminfo": "Node 1 MemTotal: lots kB\n"},
+			[]string{"devices/system/node/node1/meminfo", "MemTotal"}},
+		{"missing online", map[string]string{"devices/system/cpu/online": ""},
+			[]string{"devices/system/cpu/online", "missing"}},
+		{"empty online", map[string]string{"devices/system/cpu/online": "\n"},
+			[]string{"devices/system/cpu/online", "no online CPUs"}},
+		{"bad online", map[string]string{"devices/system/cpu/online": "0-15,\n"},
+			[]string{"devices/system/cpu/online"}},
+		{"bad isolated", map[string]string{"devices/system/cpu/isolated": "9-8\n"},
+			[]string{"devices/system/cpu/isolated", "reversed"}},
+		{"bad present", map[string]string{"devices/system/cpu/present": "0-?\n"},
+			[]string{"devices/system/cpu/present"}},
+		{"node without cpulist", map[string]string{"devices/system/node/node1/cpulist": ""},
+			[]string{"devices/system/node/node1/cpulist", "missing"}},
+		{"CPU on no node", map[string]string{"devices/system/node/node1/cpulist": "4,6-7,12-15\n"},
+			[]string{"online CPU 5 is on no NUMA node"}},
+		{"CPU on two nodes", map[string]string{"devices/system/node/node1/cpulist": "0,4-7,12-15\n"},
+			[]string{"CPU 0 is listed by both devices/system/node/node0/cpulist and devices/system/node/node1/cpulist"}},
+		{"siblings across nodes", map[string]string{
+			"devices/system/cpu/cpu0/topology/thread_siblings_list": "0,4\n",
+			"devices/system/cpu/cpu4/topology/thread_siblings_list": "0,4\n"},
+			[]string{"devices/system/cpu/cpu0/topology", "CPU 0 (node 0) and its thread sibling CPU 4 (node 1)"}},
+		{"siblings that disagree", map[string]string{cpu3 + "topology/thread_siblings_list": "2-3\n"},
+			[]string{"inconsistent sysfs", "thread sibling"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			files := smallFiles(t)
+			for p, v := range tt.edit {
+				if _, ok := files[p]; !ok {
+					t.Fatalf("test edits %s, which the machine does not have", p)
+				}
+				if v == "" {
+					delete(files, p)
+				} else {
+					files[p] = v
+				}
+			}
+			topo, err := discover(t, files)
+			if err == nil {
+				t.Fatalf("DiscoverFS succeeded: %d CPUs", topo.Online.Count())
+			}
+			for _, w := range tt.wantErr {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestDiscoverTolerates(t *testing.T) {
+	deleteAll := func(suffix string) func(map[string]string) {
+		return func(files map[string]string) {
+			for p := range files {
+				if strings.HasSuffix(p, suffix) || strings.Contains(p, suffix+"/") {
+					delete(files, p)
+				}
+			}
+		}
+	}
+	tests := []struct {
+		name  string
+		edit  func(map[string]string)
+		check func(t *testing.T, topo *topology.Topology)
+	}{
+		{"no die_id", deleteAll("/die_id"), func(t *testing.T, topo *topology.Topology) {
+			for _, c := range topo.Cores {
+				if c.Die != 0 {
+					t.Errorf("core %v: die %d, want 0", c.Threads, c.Die)
+				}
+			}
+		}},
+		{"no cache", deleteAll("/cache"), func(t *testing.T, topo *topology.Topology) {
+			if len(topo.Caches) != 2 || topo.Caches[0].ID != -1 || topo.Caches[1].ID != -1 {
+				t.Errorf("caches %+v, want one unknown (-1) per node", topo.Caches)
+			}
+		}},
+		{"no cache id", deleteAll("/id"), func(t *testing.T, topo *topology.Topology) {
+			// Derived from the lowest CPU sharing the cache.
+			if len(topo.Caches) != 2 || topo.Caches[0].ID != 0 || topo.Caches[1].ID != 4 {
+				t.Errorf("caches %+v, want ids 0 and 4", topo.Caches)
+			}
+		}},
+		{"no cache type", deleteAll("/type"), func(t *testing.T, topo *topology.Topology) {
+			if len(topo.Caches) != 2 || topo.Caches[1].ID != 1 {
+				t.Errorf("caches %+v, want ids 0 and 1", topo.Caches)
+			}
+		}},
+		{"core_cpus_list only", deleteAll("/thread_siblings_list"), func(t *testing.T, topo *topology.Topology) {
+			if topo.ThreadsPerCore != 2 || topo.CoreOf(3).Mask.String() != "3,11" {
+				t.Errorf("siblings of 3: %s", topo.CoreOf(3).Mask)
+			}
+		}},
+		{"no topology at all", deleteAll("/topology"), func(t *testing.T, topo *topology.Topology) {
+			if topo.ThreadsPerCore != 1 || len(topo.Cores) != 16 || topo.Cores[5].ID != 5 {
+				t.Errorf("want every CPU its own core: %d cores, %d threads per core", len(topo.Cores), topo.ThreadsPerCore)
+			}
+		}},
+		{"no meminfo, no distance", func(files map[string]string) {
+			deleteAll("/meminfo")(files)
+			deleteAll("/distance")(files)
+		}, func(t *testing.T, topo *topology.Topology) {
+			for _, n := range topo.Nodes {
+				if n.MemoryBytes != 0 || n.Distances != nil {
+					t.Errorf("node %d: %d bytes, distances %v", n.ID, n.MemoryBytes, n.Distances)
+				}
+			}
+		}},
+		{"distance of the wrong length", func(files map[string]string) {
+			files["devices/system/node/node0/distance"] = "10 21 30\n"
+		}, func(t *testing.T, topo *topology.Topology) {
+			if topo.Nodes[0].Distances != nil || topo.Nodes[1].Distances[0] != 21 {
+				t.Errorf("distances %v, %v", topo.Nodes[0].Distances, topo.Nodes[1].Distances)
+			}
+		}},
+		{"no present: offline file", func(files map[string]string) {
+			delete(files, "devices/system/cpu/present")
+			files["devices/system/cpu/online"] = "0-14\n"
+			files["devices/system/cpu/offline"] = "15\n"
+			files["devices/system/node/node1/cpulist"] = "4-7,12-14\n"
+			files["devices/system/cpu/cpu7/topology/thread_siblings_list"] = "7\n"
+		}, func(t *testing.T, topo *topology.Topology) {
+			if topo.Offline.String() != "15" || topo.MaxCPU != 16 || len(topo.CoreOf(7).Threads) != 1 {
+				t.Errorf("offline %s, MaxCPU %d", topo.Offline, topo.MaxCPU)
+			}
+		}},
+		{"node lists an offline CPU", func(files map[string]string) {
+			files["devices/system/node/node1/cpulist"] = "4-7,12-15,16\n"
+		}, func(t *testing.T, topo *topology.Topology) {
+			if topo.Nodes[1].CPUs.String() != "4-7,12-15" {
+				t.Errorf("node 1: %s", topo.Nodes[1].CPUs)
+			}
+		}},
+		{"meminfo without MemTotal", func(files map[string]string) {
+			files["devices/system/node/node0/meminfo"] = "Node 0 MemFree: 5 kB\n"
+		}, func(t *testing.T, topo *topology.Topology) {
+			if topo.Nodes[0].MemoryBytes != 0 {
+				t.Errorf("node 0: %d bytes", topo.Nodes[0].MemoryBytes)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			files := smallFiles(t)
+			tt.edit(files)
+			topo, err := discover(t, files)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkInvariants(t, topo)
+			tt.check(t, topo)
+		})
+	}
+}
+
+func TestDiscoverSynthVariants(t *testing.T) {
+	tests := []struct {
+		spec  synth.Spec
+		check func(t *testing.T, topo *topology.Topology)
+	}{
+		{synth.Spec{Name: "old kernel", Sockets: 2, CoresPerSocket: 4, ThreadsPerCore: 2, NoCacheID: true, NoDieID: true},
+			func(t *testing.T, topo *topology.Topology) {
+				if len(topo.Caches) != 2 || topo.Caches[1].ID != 4 {
+					t.Errorf("caches %+v", topo.Caches)
+				}
+			}},
+		{synth.Spec{Name: "dies", Sockets: 1, DiesPerSocket: 2, NodesPerSocket: 2, CoresPerSocket: 8, ThreadsPerCore: 2},
+			func(t *testing.T, topo *topology.Topology) {
+				if topo.CoreOf(0).Die != 0 || topo.CoreOf(4).Die != 1 || topo.NodeOf(4) != 1 {
+					t.Errorf("CPU 4: die %d node %d", topo.CoreOf(4).Die, topo.NodeOf(4))
+				}
+			}},
+		{synth.Spec{Name: "socket interleaved", Sockets: 2, CoresPerSocket: 4, ThreadsPerCore: 2, Numbering: synth.Interleaved},
+			func(t *testing.T, topo *topology.Topology) {
+				if topo.Nodes[1].CPUs.String() != "1,3,5,7,9,11,13,15" || topo.CoreOf(1).Mask.String() != "1,9" {
+					t.Errorf("node 1: %s, core of 1: %s", topo.Nodes[1].CPUs, topo.CoreOf(1).Mask)
+				}
+			}},
+		{synth.Spec{Name: "offline sibling", Sockets: 1, CoresPerSocket: 4, ThreadsPerCore: 2, Offline: "5", ExtraPossible: 4},
+			func(t *testing.T, topo *topology.Topology) {
+				if topo.Offline.String() != "5" || topo.CoreOf(1).Mask.String() != "1" || topo.MaxCPU != 8 {
+					t.Errorf("offline %s, core of 1 %s, MaxCPU %d", topo.Offline, topo.CoreOf(1).Mask, topo.MaxCPU)
+				}
+			}},
+		{synth.Spec{Name: "SMT4", Sockets: 1, CoresPerSocket: 2, ThreadsPerCore: 4, Numbering: synth.SiblingsAdjacent},
+			func(t *testing.T, topo *topology.Topology) {
+				if topo.ThreadsPerCore != 4 || topo.CoreOf(6).Mask.String() != "4-7" {
+					t.Errorf("SMT4: %d threads, core of 6: %s", topo.ThreadsPerCore, topo.CoreOf(6).Mask)
+				}
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.spec.Name, func(t *testing.T) {
+			topo, err := tt.spec.Topology()
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkInvariants(t, topo)
+			tt.check(t, topo)
+		})
+	}
+}
+
+// TestTarball covers the tarball reader: a prefix inside the archive, xz,
+// symlinked files, and archives with no or several sysfs trees.
+func TestTarball(t *testing.T) {
+	files := smallFiles(t)
+	want, err := discover(t, files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	write := func(name string, compress func(io.Writer) io.WriteCloser, entries []tarEntry) string {
+		p := filepath.Join(dir, name)
+		var buf bytes.Buffer
+		w := compress(&buf)
+		tw := tar.NewWriter(w)
+		for _, e := range entries {
+			h := &tar.Header{Name: e.name, Mode: 0o444, Size: int64(len(e.data)), Typeflag: tar.TypeReg}
+			if e.link != "" {
+				h = &tar.Header{Name: e.name, Linkname: e.link, Typeflag: tar.TypeSymlink}
+			}
+			if err := tw.WriteHeader(h); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tw.Write([]byte(e.data)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := tw.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	xzw := func(w io.Writer) io.WriteCloser {
+		x, err := xz.NewWriter(w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return x
+	}
+	gzw := func(w io.Writer) io.WriteCloser { return gzip.NewWriter(w) }
+	plain := func(w io.Writer) io.WriteCloser { return nopCloser{w} }
+	prefixed := func(prefix string, files map[string]string) []tarEntry {
+		var out []tarEntry
+		for _, p := range sortedKeys(files) {
+			out = append(out, tarEntry{name: prefix + p, data: files[p]})
+		}
+		return out
+	}
+
+	// Symlinks: an absolute one and a relative one, standing for files.
+	linked := maps.Clone(files)
+	delete(linked, "devices/system/cpu/online")
+	delete(linked, "devices/system/node/node1/distance")
+	linkEntries := append(prefixed("./capture/sys/", linked),
+		tarEntry{name: "capture/sys/devices/system/cpu/online", link: "/sys/devices/system/cpu/present"},
+		tarEntry{name: "capture/sys/devices/system/node/node1/distance", link: "../node0/distance"},
+		tarEntry{name: "capture/sys/devices/system/node/node0/cpu0", link: "../../cpu/cpu0"},
+		tarEntry{name: "capture/README", data: "not sysfs"},
+	)
+	wantLinked, err := discover(t, func() map[string]string {
+		f := maps.Clone(files)
+		f["devices/system/node/node1/distance"] = f["devices/system/node/node0/distance"]
+		return f
+	}())
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		name    string
+		path    string
+		want    *topology.Topology
+		wantErr string
+	}{
+		{"xz with prefix", write("a.tar.xz", xzw, prefixed("sample/sys/", files)), want, ""},
+		{"gzip, no prefix", write("b.tgz", gzw, prefixed("", files)), want, ""},
+		{"plain tar", write("c.tar", plain, prefixed("/", files)), want, ""},
+		{"symlinks", write("d.tar.gz", gzw, linkEntries), wantLinked, ""},
+		{"two trees", write("e.tar.gz", gzw, append(prefixed("a/", files), prefixed("b/", files)...)), nil,
+			`2 sysfs trees (under ["a/" "b/"])`},
+		{"no tree", write("f.tar.gz", gzw, []tarEntry{{name: "etc/hostname", data: "x"}}), nil, "no sysfs tree"},
+		{"not a tarball", writeRaw(t, dir, "g.tar.gz", "hello"), nil, "sysfs tarball"},
+		{"missing", filepath.Join(dir, "nope.tar.gz"), nil, "no such file"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := topology.Discover(tt.path)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Discover(%s) error %v, want %q", tt.path, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("Discover(%s) differs from DiscoverFS", tt.path)
+			}
+		})
+	}
+}
+
+type tarEntry struct{ name, data, link string }
+
+type nopCloser struct{ io.Writer }
+
+func (nopCloser) Close() error { return nil }
+
+func writeRaw(t *testing.T, dir, name, data string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func TestSysfsFilesAndDump(t *testing.T) {
+	files := smallFiles(t)
+	fsys := topology.NewMemFS(files)
+	list, err := topology.SysfsFiles(fsys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	has := map[string]bool{}
+	for _, p := range list {
+		has[p] = true
+	}
+	for _, p := range []string{
+		"devices/system/cpu/online", "devices/system/cpu/present", "devices/system/cpu/isolated",
+		"devices/system/cpu/cpu9/topology/core_id", "devices/system/cpu/cpu9/topology/thread_siblings_list",
+		"devices/system/cpu/cpu9/cache/index3/id", "devices/system/cpu/cpu9/cache/index0/level",
+		"devices/system/node/node1/cpulist", "devices/system/node/node1/meminfo", "devices/system/node/node1/distance",
+	} {
+		if !has[p] {
+			t.Errorf("SysfsFiles misses %s", p)
+		}
+	}
+	for _, p := range []string{
+		"devices/system/cpu/kernel_max", "devices/system/cpu/cpu9/online", "devices/system/cpu/cpu9/cache/index3/size",
+		"devices/system/cpu/cpu9/topology/core_siblings_list", "devices/system/node/has_cpu",
+	} {
+		if has[p] {
+			t.Errorf("SysfsFiles lists %s, which discovery does not read", p)
+		}
+	}
+
+	// A dump discovers as the original, from a directory and from the dump.
+	var buf bytes.Buffer
+	if err := topology.DumpTarGz(&buf, fsys); err != nil {
+		t.Fatal(err)
+	}
+	p := writeRaw(t, t.TempDir(), "dump.tar.gz", buf.String())
+	got, err := topology.Discover(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := topology.DiscoverFS(fsys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("the dump discovers differently")
+	}
+
+	// On a real directory too, without the node folder.
+	dir := t.TempDir()
+	if err := synth.NoNUMA().WriteDir(dir); err != nil {
+		t.Fatal(err)
+	}
+	list, err = topology.SysfsFiles(os.DirFS(dir))
+	if err != nil || len(list) == 0 || list[0] != "devices/system/cpu/cpu0/cache/index0/id" {
+		t.Errorf("SysfsFiles(dir) = %d files starting %q, %v", len(list), list[:min(1, len(list))], err)
+	}
+}
+
+func TestMemFS(t *testing.T) {
+	fsys := topology.NewMemFS(map[string]string{
+		"a/b/c":     "1\n",
+		"a/b/d":     "",
+		"a/e":       "xyz",
+		"f":         "top",
+		"../bad":    "ignored",
+		"a/./g":     "ignored",
+		"a/b/h/i/j": "deep",
+	})
+	if err := fstest.TestFS(fsys, "a/b/c", "a/b/d", "a/e", "f", "a/b/h/i/j"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fs.Stat(fsys, "bad"); err == nil {
+		t.Errorf("invalid names are served")
+	}
+	if err := fstest.TestFS(topology.NewMemFS(nil)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func FuzzDiscoverFS(f *testing.F) {
+	base := smallFiles(f)
+	keys := sortedKeys(base)
+	f.Add(uint16(0), "0-15\n", uint16(1), "")
+	f.Add(uint16(3), "x", uint16(200), "0-3,8-11")
+	f.Add(uint16(470), "10 99\n", uint16(471), "Node 0 MemTotal: 5 kB")
+	f.Add(uint16(9), "3\n", uint16(17), "0,8\n")
+	f.Fuzz(func(t *testing.T, i uint16, a string, j uint16, b string) {
+		files := maps.Clone(base)
+		files[keys[int(i)%len(keys)]] = a
+		files[keys[int(j)%len(keys)]] = b
+		topo, err := topology.DiscoverFS(topology.NewMemFS(files))
+		if err != nil {
+			return
+		}
+		checkInvariants(t, topo)
+	})
+}
+
+func BenchmarkDiscoverFS4096(b *testing.B) {
+	files, err := synth.ThirtyTwoNode4096().Files()
+	if err != nil {
+		b.Fatal(err)
+	}
+	fsys := topology.NewMemFS(files)
+	for b.Loop() {
+		if _, err := topology.DiscoverFS(fsys); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
