@@ -34,11 +34,9 @@ fuzz:
 	  done; \
 	done
 
+# make demo: the plugin and an embedded NRI runtime on a built-in 4-node machine.
 demo: build
-	./$(BIN) plan --machine SmallTwoNode --cpus 8
-	./$(BIN) plan --machine SmallTwoNode --cpus 8 --policy packed
-	./$(BIN) plan --machine FourNode --cpus 8
-	./$(BIN) plan --machine FourNode --cpus 8 --spread minimal
+	./$(BIN) demo
 
 clean:
 	rm -rf bin

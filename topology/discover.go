@@ -91,7 +91,7 @@ func (r sysfsReader) read(p string, required bool) (string, bool, error) {
 	case errors.Is(err, fs.ErrNotExist) && !required:
 		return "", false, nil
 	case errors.Is(err, fs.ErrNotExist):
-		return "", false, fmt.Errorf("%s: required file is missing: %w", p, fs.ErrNotExist)
+		return "", false, fmt.Errorf("%s: %w", p, fs.ErrNotExist)
 	default:
 		return "", false, err // *fs.PathError: names p already
 	}

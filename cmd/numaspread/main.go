@@ -21,6 +21,7 @@ type command struct {
 var commands = map[string]command{
 	"run":      {"run the NRI plugin (the default; with no arguments also as a pre-installed plugin)", runPlugin},
 	"topology": {"print the discovered machine (like numactl --hardware and lscpu -e)", runTopology},
+	"demo":     {"run a built-in scenario against an embedded NRI runtime and draw the result", runDemo},
 	"plan":     {"dry-run one allocation on this (or a captured) machine", runPlan},
 }
 

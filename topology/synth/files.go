@@ -204,10 +204,14 @@ func (s Spec) WriteDir(dir string) error {
 	if err != nil {
 		return err
 	}
+	made := map[string]bool{}
 	for _, p := range sortedKeys(files) {
 		full := filepath.Join(dir, filepath.FromSlash(p))
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			return fmt.Errorf("write synthetic sysfs: %w", err)
+		if parent := filepath.Dir(full); !made[parent] {
+			if err := os.MkdirAll(parent, 0o755); err != nil {
+				return fmt.Errorf("write synthetic sysfs: %w", err)
+			}
+			made[parent] = true
 		}
 		if err := os.WriteFile(full, []byte(files[p]), 0o644); err != nil {
 			return fmt.Errorf("write synthetic sysfs: %w", err)
