@@ -37,6 +37,8 @@ type Plugin struct {
 	seq      uint64                // creation order, for "older wins"
 	synced   bool
 
+	observer Observer // nil: none; guarded by mu
+
 	stubMu sync.Mutex // guards stub, which Run replaces on reconnects
 	stub   stub.Stub
 }
@@ -47,6 +49,7 @@ type container struct {
 	ref       string // namespace/pod/container, for logs and errors
 	seq       uint64
 	exclusive bool   // holds exclusive CPUs in the policy state
+	policy    string // the strategy that chose its CPUs ("" when shared)
 	cpus      string // the cpuset.cpus we gave it
 	mems      string // the cpuset.mems we gave it ("" when memory = none)
 }
@@ -122,12 +125,14 @@ func (p *Plugin) Configure(_ context.Context, text, runtime, version string) (ap
 }
 
 // CreateContainer chooses the new container's CPUs and memory nodes.
-func (p *Plugin) CreateContainer(_ context.Context, pod *api.PodSandbox, ctr *api.Container) (*api.ContainerAdjustment, []*api.ContainerUpdate, error) {
+func (p *Plugin) CreateContainer(_ context.Context, pod *api.PodSandbox, ctr *api.Container) (_ *api.ContainerAdjustment, _ []*api.ContainerUpdate, err error) {
 	start := time.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	defer p.observe("CreateContainer", start, &err)
 
-	c, err := p.place(pod, ctr)
+	c, outcome, err := p.place(pod, ctr)
+	p.decided(outcome)
 	if err != nil {
 		p.log.WithFields(ctrFields(pod, ctr)).WithError(err).Error("container rejected")
 		return nil, nil, err
@@ -140,47 +145,51 @@ func (p *Plugin) CreateContainer(_ context.Context, pod *api.PodSandbox, ctr *ap
 	updates := p.sharedUpdates(c.id)
 	p.ctrs[c.id] = c
 	p.log.WithFields(ctrFields(pod, ctr)).WithFields(logrus.Fields{
-		"class": className(c.exclusive), "cpus": c.cpus, "mems": c.mems,
+		"class": className(c.exclusive), "policy": c.policy, "cpus": c.cpus, "mems": c.mems,
 		"updates": len(updates), "took": time.Since(start).String(),
 	}).Info("container placed")
 	return adj, updates, nil
 }
 
 // place decides where a container goes and records exclusive CPUs in the
-// policy state. It changes nothing when it fails.
-func (p *Plugin) place(pod *api.PodSandbox, ctr *api.Container) (*container, error) {
+// policy state. It changes nothing when it fails. outcome is one of the
+// Outcome constants.
+func (p *Plugin) place(pod *api.PodSandbox, ctr *api.Container) (c *container, outcome string, err error) {
 	ref := containerRef(pod, ctr)
 	if old, ok := p.ctrs[ctr.GetId()]; ok {
 		// A repeated create of the same id: start from a clean slate.
 		p.forget(old)
 	}
-	c := &container{id: ctr.GetId(), podID: pod.GetId(), ref: ref, seq: p.nextSeq()}
+	c = &container{id: ctr.GetId(), podID: pod.GetId(), ref: ref, seq: p.nextSeq()}
 	w := inferWorkload(pod, ctr)
 	opts, optOut := p.defaults, false
 	if p.cfg.Policy.Annotations {
-		var err error
 		if opts, optOut, err = annotationChoices(pod.GetAnnotations(), ctr.GetName(), p.defaults); err != nil {
-			return nil, fmt.Errorf("container %s: %w", ref, err)
+			return nil, OutcomeRejectAnnotation, fmt.Errorf("container %s: %w", ref, err)
 		}
 		if unknown := unknownAnnotations(pod.GetAnnotations()); len(unknown) > 0 {
 			p.log.WithFields(ctrFields(pod, ctr)).Warnf("ignoring unknown annotations %v", unknown)
 		}
 	}
+	outcome = OutcomeShared
 	if w.exclusive > 0 && !optOut {
 		a, err := p.state.Allocate(c.id, policy.Request{CPUs: w.exclusive, Options: opts})
 		if err == nil {
-			c.exclusive, c.cpus = true, a.CPUs.String()
-			c.mems = a.Mems.String()
-			return c, nil
+			c.exclusive, c.policy, c.cpus, c.mems = true, string(opts.Mode), a.CPUs.String(), a.Mems.String()
+			return c, OutcomeExclusive, nil
 		}
 		var short *policy.InsufficientError
-		if !errors.As(err, &short) || p.cfg.Policy.OnInsufficient != config.InsufficientShared {
-			return nil, fmt.Errorf("container %s (Guaranteed, %d CPUs, policy %s): %w", ref, w.exclusive, opts.Mode, err)
+		if !errors.As(err, &short) {
+			return nil, OutcomeRejectOther, fmt.Errorf("container %s (Guaranteed, %d CPUs, policy %s): %w", ref, w.exclusive, opts.Mode, err)
+		}
+		if p.cfg.Policy.OnInsufficient != config.InsufficientShared {
+			return nil, OutcomeRejectInsufficient, fmt.Errorf("container %s (Guaranteed, %d CPUs, policy %s): %w", ref, w.exclusive, opts.Mode, err)
 		}
 		p.log.WithFields(ctrFields(pod, ctr)).WithError(err).Warn("not enough CPUs: running in the shared pool (on_insufficient = shared)")
+		outcome = OutcomeFallbackShared
 	}
 	c.cpus, c.mems = p.sharedCPUSet()
-	return c, nil
+	return c, outcome, nil
 }
 
 // sharedCPUSet returns the shared pool's cpuset.cpus and cpuset.mems.
@@ -222,12 +231,14 @@ func cpusetUpdate(c *container) *api.ContainerUpdate {
 
 // StopContainer releases the container's CPUs (so an init container hands
 // them on) and grows the shared pool.
-func (p *Plugin) StopContainer(_ context.Context, pod *api.PodSandbox, ctr *api.Container) ([]*api.ContainerUpdate, error) {
+func (p *Plugin) StopContainer(_ context.Context, pod *api.PodSandbox, ctr *api.Container) (_ []*api.ContainerUpdate, err error) {
+	defer p.observeLocked("StopContainer", time.Now(), &err)
 	return p.release(pod, ctr, "stopped"), nil
 }
 
 // RemoveContainer is StopContainer for runtimes that skip the stop; it is idempotent.
-func (p *Plugin) RemoveContainer(_ context.Context, pod *api.PodSandbox, ctr *api.Container) error {
+func (p *Plugin) RemoveContainer(_ context.Context, pod *api.PodSandbox, ctr *api.Container) (err error) {
+	defer p.observeLocked("RemoveContainer", time.Now(), &err)
 	if updates := p.release(pod, ctr, "removed"); len(updates) > 0 {
 		// RemoveContainer replies cannot carry updates: send them on the side.
 		p.sendUnsolicited(updates)
@@ -261,9 +272,10 @@ func (p *Plugin) forget(c *container) {
 
 // UpdateContainer re-asserts our cpuset over whatever the update asked for,
 // since numaspread owns cpusets on this node.
-func (p *Plugin) UpdateContainer(_ context.Context, pod *api.PodSandbox, ctr *api.Container, _ *api.LinuxResources) ([]*api.ContainerUpdate, error) {
+func (p *Plugin) UpdateContainer(_ context.Context, pod *api.PodSandbox, ctr *api.Container, _ *api.LinuxResources) (_ []*api.ContainerUpdate, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	defer p.observe("UpdateContainer", time.Now(), &err)
 	c, ok := p.ctrs[ctr.GetId()]
 	if !ok {
 		return nil, nil
@@ -275,6 +287,16 @@ func (p *Plugin) UpdateContainer(_ context.Context, pod *api.PodSandbox, ctr *ap
 func (p *Plugin) nextSeq() uint64 {
 	p.seq++
 	return p.seq
+}
+
+// containersBySeq returns every recorded container, oldest first.
+func (p *Plugin) containersBySeq() []*container {
+	cs := make([]*container, 0, len(p.ctrs))
+	for _, c := range p.ctrs {
+		cs = append(cs, c)
+	}
+	sortBySeq(cs)
+	return cs
 }
 
 // sortBySeq orders containers oldest first, so that replies are deterministic.

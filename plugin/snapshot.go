@@ -17,6 +17,7 @@ type ContainerState struct {
 	PodID     string
 	Name      string // namespace/pod/container
 	Exclusive bool
+	Policy    string // the strategy that chose its CPUs ("" when shared)
 	CPUs      string
 	Mems      string
 }
@@ -26,13 +27,8 @@ func (p *Plugin) Snapshot() Snapshot {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	s := Snapshot{Shared: p.state.SharedPool(), Reserved: p.state.Reserved(), Managed: p.state.Managed(), Synced: p.synced}
-	cs := make([]*container, 0, len(p.ctrs))
-	for _, c := range p.ctrs {
-		cs = append(cs, c)
-	}
-	sortBySeq(cs)
-	for _, c := range cs {
-		s.Containers = append(s.Containers, ContainerState{ID: c.id, PodID: c.podID, Name: c.ref, Exclusive: c.exclusive, CPUs: c.cpus, Mems: c.mems})
+	for _, c := range p.containersBySeq() {
+		s.Containers = append(s.Containers, ContainerState{ID: c.id, PodID: c.podID, Name: c.ref, Exclusive: c.exclusive, Policy: c.policy, CPUs: c.cpus, Mems: c.mems})
 	}
 	return s
 }

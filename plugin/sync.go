@@ -19,10 +19,11 @@ import (
 // valid CPUs (created while the plugin was away, or losers of a double claim)
 // are allocated now; every shared container gets the shared pool. The
 // returned updates carry the fixes.
-func (p *Plugin) Synchronize(_ context.Context, pods []*api.PodSandbox, ctrs []*api.Container) ([]*api.ContainerUpdate, error) {
+func (p *Plugin) Synchronize(_ context.Context, pods []*api.PodSandbox, ctrs []*api.Container) (_ []*api.ContainerUpdate, err error) {
 	start := time.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	defer p.observe("Synchronize", start, &err)
 
 	state, _, err := newPolicyState(p.topo, p.cfg)
 	if err != nil {
@@ -69,7 +70,7 @@ func (p *Plugin) Synchronize(_ context.Context, pods []*api.PodSandbox, ctrs []*
 		if err != nil {
 			p.log.WithFields(ctrFields(pd.pod, pd.ctr)).WithError(err).Warn("cannot give a running container exclusive CPUs: it stays in the shared pool")
 		} else {
-			c.exclusive, c.cpus, c.mems = true, a.CPUs.String(), a.Mems.String()
+			c.exclusive, c.policy, c.cpus, c.mems = true, string(pd.req.Options.Mode), a.CPUs.String(), a.Mems.String()
 			updates = append(updates, cpusetUpdate(c))
 			p.log.WithFields(ctrFields(pd.pod, pd.ctr)).WithFields(logrus.Fields{"cpus": c.cpus, "mems": c.mems}).
 				Info("container placed at synchronize")
@@ -127,7 +128,7 @@ func (p *Plugin) restore(pod *api.PodSandbox, ctr *api.Container) (c *container,
 		p.log.WithFields(ctrFields(pod, ctr)).WithError(err).Warn("reported CPUs cannot be kept: reallocating")
 		return c, req, false
 	}
-	c.exclusive = true
+	c.exclusive, c.policy = true, string(opts.Mode)
 	c.mems = p.state.Mems(reported, opts.Memory).String()
 	return c, req, true
 }

@@ -240,3 +240,23 @@ func TestDeterministic(t *testing.T) {
 		}
 	}
 }
+
+func TestAdoptKeepsAllocationsTheConfigNoLongerAllows(t *testing.T) {
+	s := newState(t, twoNode.topo(t), Config{Reserved: topology.MustParseMask("0-1")})
+	if err := s.Adopt("old", topology.MustParseMask("1,9")); err != nil {
+		t.Fatalf("Adopt over a reserved CPU: %v", err)
+	}
+	if s.SharedPool().Has(1) || !s.Held().Has(9) {
+		t.Errorf("pool %s held %s", s.SharedPool(), s.Held())
+	}
+	if err := s.Adopt("other", topology.MustParseMask("9")); err == nil {
+		t.Error("Adopt of a held CPU succeeded")
+	}
+	if err := s.Adopt("gone", topology.MustParseMask("99")); err == nil {
+		t.Error("Adopt of an offline CPU succeeded")
+	}
+	s.Release("old")
+	if !s.SharedPool().Has(1) || !s.Held().IsEmpty() {
+		t.Errorf("after release: pool %s held %s", s.SharedPool(), s.Held())
+	}
+}

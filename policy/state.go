@@ -210,6 +210,25 @@ func (s *State) Claim(owner string, cpus topology.Mask) error {
 	return nil
 }
 
+// Adopt records cpus as held by owner even where the current configuration
+// would not hand them out (reserved or unmanaged but online CPUs): a running
+// container keeps its CPUs across a configuration change until it stops.
+// It fails, changing nothing, when a CPU is offline or held by another owner.
+func (s *State) Adopt(owner string, cpus topology.Mask) error {
+	if _, ok := s.owners[owner]; ok {
+		return fmt.Errorf("%s already holds CPUs %s", owner, s.owners[owner])
+	}
+	if bad := cpus.Difference(s.topo.Online); !bad.IsEmpty() {
+		return fmt.Errorf("%s claims CPUs %s that are not online", owner, bad)
+	}
+	if bad := cpus.Intersection(s.held); !bad.IsEmpty() {
+		return &ConflictError{Owner: owner, CPUs: bad, Holders: s.holdersOf(bad)}
+	}
+	s.owners[owner] = cpus.Clone()
+	s.held.UnionInPlace(cpus)
+	return nil
+}
+
 // Mems returns the memory nodes for a set of CPUs under the memory setting.
 func (s *State) Mems(cpus topology.Mask, mem Memory) topology.Mask {
 	switch mem {
