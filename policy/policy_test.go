@@ -114,7 +114,7 @@ func TestAllocateErrors(t *testing.T) {
 		{name: "too many", machine: twoNode, cpus: 17, opts: DefaultOptions(),
 			wantErr: "cannot allocate 17 exclusive CPUs: 16 free (node 0: 8, node 1: 8)"},
 		{name: "min_shared_cpus", machine: twoNode, cpus: 16, cfg: Config{MinSharedCPUs: 1}, opts: DefaultOptions(),
-			wantErr: "below min_shared_cpus = 1"},
+			wantErr: "16 free (node 0: 8, node 1: 8); it would leave 0 CPUs in the shared pool, below min_shared_cpus = 1"},
 		{name: "require: not a multiple", machine: twoNode, cpus: 3, opts: opts(Distributed, SpreadAll, FullCoresRequire),
 			wantErr: "not a multiple of the 2 threads per core"},
 		{name: "require: whole cores lacking", machine: twoNode, cpus: 4, busy: "0-3,4-7",

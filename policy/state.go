@@ -168,7 +168,8 @@ func (s *State) Plan(req Request) (Allocation, error) {
 	}
 	shared := s.SharedPool()
 	if left := shared.Count() - cpus.CountAnd(shared); left < s.minShare {
-		return Allocation{}, &InsufficientError{Requested: req.CPUs, Free: s.freeByNode(free),
+		// free lost the chosen CPUs while they were picked: report the state's.
+		return Allocation{}, &InsufficientError{Requested: req.CPUs, Free: s.freeByNode(s.Free()),
 			Reason: fmt.Sprintf("it would leave %d CPUs in the shared pool, below min_shared_cpus = %d", left, s.minShare)}
 	}
 	return s.allocation(cpus, req.Options.Memory), nil

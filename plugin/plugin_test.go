@@ -1,0 +1,142 @@
+package plugin
+
+import (
+	"context"
+	"io"
+	"strings"
+	"testing"
+
+	"github.com/containerd/nri/pkg/api"
+	"github.com/sirupsen/logrus"
+
+	"github.com/numaspread/numaspread/config"
+	"github.com/numaspread/numaspread/topology/synth"
+)
+
+func newTestPlugin(t *testing.T, cfg config.Config) *Plugin {
+	t.Helper()
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	p, err := New(synth.SmallTwoNode().MustTopology(), cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// guaranteed returns a Guaranteed container of n CPUs reporting cpus.
+func guaranteed(id string, n int, cpus string, created int64) *api.Container {
+	oom := -997
+	c := testContainer(uint64(n*1024), int64(n*100000), 100000, &oom)
+	c.Id, c.Name, c.PodSandboxId, c.CreatedAt = id, id, "pod-"+id, created
+	c.State = api.ContainerState_CONTAINER_RUNNING
+	c.Linux.Resources.Cpu.Cpus = cpus
+	return c
+}
+
+func shared(id, cpus string) *api.Container {
+	c := testContainer(512, 0, 100000, nil)
+	c.Id, c.Name, c.PodSandboxId = id, id, "pod-"+id
+	c.State = api.ContainerState_CONTAINER_RUNNING
+	c.Linux.Resources.Cpu.Cpus = cpus
+	return c
+}
+
+func pods(ctrs ...*api.Container) []*api.PodSandbox {
+	var out []*api.PodSandbox
+	for _, c := range ctrs {
+		parent := "/kubepods/pod" + c.Id
+		if c.Linux.Resources.Cpu.Quota == nil {
+			parent = "/kubepods/burstable/pod" + c.Id
+		}
+		out = append(out, &api.PodSandbox{Id: c.PodSandboxId, Name: c.Id, Namespace: "ns", Linux: &api.LinuxPodSandbox{CgroupParent: parent}})
+	}
+	return out
+}
+
+func updatesByID(us []*api.ContainerUpdate) map[string]string {
+	out := map[string]string{}
+	for _, u := range us {
+		if _, dup := out[u.ContainerId]; dup {
+			out[u.ContainerId] = "DUPLICATE"
+			continue
+		}
+		out[u.ContainerId] = u.GetLinux().GetResources().GetCpu().GetCpus() + "/" + u.GetLinux().GetResources().GetCpu().GetMems()
+	}
+	return out
+}
+
+func TestSynchronizeRebuildsState(t *testing.T) {
+	p := newTestPlugin(t, config.Default())
+	ctrs := []*api.Container{
+		guaranteed("young", 2, "0,8", 200), // claims the same CPUs as old: loses
+		guaranteed("old", 2, "0,8", 100),   // keeps 0,8
+		guaranteed("keeper", 4, "4-5,12-13", 150),
+		guaranteed("new", 2, "", 300), // created while the plugin was away
+		shared("web", "0-15"),
+	}
+	ctrs[1].Linux.Resources.Cpu.Mems = "0"
+	updates, err := p.Synchronize(context.Background(), pods(ctrs...), ctrs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := updatesByID(updates)
+	snap := p.Snapshot()
+	byID := map[string]ContainerState{}
+	for _, c := range snap.Containers {
+		byID[c.ID] = c
+	}
+	if byID["old"].CPUs != "0,8" || !byID["old"].Exclusive {
+		t.Errorf("old = %+v, want to keep 0,8", byID["old"])
+	}
+	if byID["keeper"].CPUs != "4-5,12-13" {
+		t.Errorf("keeper = %+v", byID["keeper"])
+	}
+	if _, ok := got["old"]; ok {
+		t.Errorf("old got an update %s though its cpuset was right", got["old"])
+	}
+	for _, id := range []string{"young", "new"} {
+		c := byID[id]
+		if !c.Exclusive || c.CPUs == "" || strings.Contains(c.CPUs, "0") && c.CPUs == "0,8" {
+			t.Errorf("%s = %+v, want fresh exclusive CPUs", id, c)
+		}
+		if got[id] != c.CPUs+"/"+c.Mems {
+			t.Errorf("update for %s = %q, want %s/%s", id, got[id], c.CPUs, c.Mems)
+		}
+	}
+	if want := snap.Shared.String(); !strings.HasPrefix(got["web"], want+"/") {
+		t.Errorf("web update %q, want the pool %s", got["web"], want)
+	}
+	for id, u := range got {
+		if u == "DUPLICATE" {
+			t.Errorf("two updates for %s in one reply (NRI rejects that)", id)
+		}
+	}
+	held := map[string]string{}
+	for _, c := range snap.Containers {
+		if !c.Exclusive {
+			continue
+		}
+		for _, cpu := range strings.Split(c.CPUs, ",") {
+			if other, dup := held[cpu]; dup {
+				t.Errorf("CPU %s held by %s and %s", cpu, other, c.ID)
+			}
+			held[cpu] = c.ID
+		}
+	}
+}
+
+func TestCreateContainerErrorsNameTheContainer(t *testing.T) {
+	p := newTestPlugin(t, config.Default())
+	c := guaranteed("big", 16, "", 1) // 16 of 16 CPUs would empty the shared pool
+	pod := pods(c)[0]
+	_, _, err := p.CreateContainer(context.Background(), pod, c)
+	for _, want := range []string{"container ns/big/big", "16 CPUs", "below min_shared_cpus = 1", "16 free (node 0: 8, node 1: 8)"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("err = %v, want it to contain %q", err, want)
+		}
+	}
+	if len(p.Snapshot().Containers) != 0 {
+		t.Error("a rejected container was recorded")
+	}
+}

@@ -1,0 +1,128 @@
+package plugin
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/containerd/nri/pkg/api"
+
+	"github.com/numaspread/numaspread/policy"
+)
+
+func testContainer(shares uint64, quota int64, period uint64, oom *int) *api.Container {
+	cpu := &api.LinuxCPU{}
+	if shares > 0 {
+		cpu.Shares = api.UInt64(shares)
+	}
+	if quota != 0 {
+		cpu.Quota = api.Int64(quota)
+	}
+	if period > 0 {
+		cpu.Period = api.UInt64(period)
+	}
+	ctr := &api.Container{Id: "c1", Name: "app", Linux: &api.LinuxContainer{Resources: &api.LinuxResources{Cpu: cpu}}}
+	if oom != nil {
+		ctr.Linux.OomScoreAdj = api.Int(*oom)
+	}
+	return ctr
+}
+
+func podWithParent(parent string) *api.PodSandbox {
+	return &api.PodSandbox{Id: "p1", Name: "pod", Namespace: "ns", Linux: &api.LinuxPodSandbox{CgroupParent: parent}}
+}
+
+func TestInferWorkload(t *testing.T) {
+	guaranteedOOM, burstableOOM := -997, 500
+	tests := []struct {
+		name          string
+		parent        string
+		shares        uint64
+		quota         int64
+		period        uint64
+		oom           *int
+		wantQoS       QoS
+		wantExclusive int
+		wantWhy       string
+	}{
+		{"Guaranteed 4 CPUs (cgroupfs)", "/kubepods/pod1234", 4096, 400000, 100000, &guaranteedOOM, Guaranteed, 4, ""},
+		{"Guaranteed 2 CPUs (systemd)", "kubepods-pod1234.slice", 2048, 200000, 100000, &guaranteedOOM, Guaranteed, 2, ""},
+		{"Guaranteed fractional", "/kubepods/pod1", 1536, 150000, 100000, &guaranteedOOM, Guaranteed, 0, "not a whole number"},
+		{"Guaranteed, oom_score_adj disagrees", "/kubepods/pod1", 2048, 200000, 100000, &burstableOOM, Guaranteed, 0, "oom_score_adj 500"},
+		{"Burstable (systemd)", "kubepods-burstable-pod1.slice", 1024, 200000, 100000, &burstableOOM, Burstable, 0, "QoS class Burstable"},
+		{"BestEffort", "/kubepods/besteffort/pod1", 2, 0, 100000, nil, BestEffort, 0, "QoS class BestEffort"},
+		{"no Kubernetes parent, request = limit", "/custom", 2048, 200000, 100000, nil, Guaranteed, 2, ""},
+		{"no Kubernetes parent, no resources", "", 0, 0, 0, nil, BestEffort, 0, "QoS class BestEffort"},
+		{"unlimited quota -1", "/kubepods/pod1", 2048, -1, 100000, &guaranteedOOM, Guaranteed, 0, "differs from limit"},
+		{"huge shares do not overflow", "/kubepods/pod1", 1 << 62, 1 << 62, 1, &guaranteedOOM, Guaranteed, 0, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := inferWorkload(podWithParent(tt.parent), testContainer(tt.shares, tt.quota, tt.period, tt.oom))
+			if w.qos != tt.wantQoS || w.exclusive != tt.wantExclusive || !strings.Contains(w.why, tt.wantWhy) {
+				t.Errorf("got %+v, want QoS %s, %d exclusive, why containing %q", w, tt.wantQoS, tt.wantExclusive, tt.wantWhy)
+			}
+		})
+	}
+}
+
+func TestSharesAndQuotaConversions(t *testing.T) {
+	// The kubelet's forward conversions: shares = milli*1024/1000, quota = milli*period/1000.
+	for _, milli := range []int64{1000, 2000, 3000, 8000, 64000, 250000} {
+		shares := uint64(milli * 1024 / 1000)
+		if got := sharesToMilli(shares); got != milli {
+			t.Errorf("sharesToMilli(%d) = %d, want %d", shares, got, milli)
+		}
+		if got := quotaToMilli(milli*100, 100000); got != milli {
+			t.Errorf("quotaToMilli(%d) = %d, want %d", milli*100, got, milli)
+		}
+	}
+	if sharesToMilli(2) != 0 || quotaToMilli(0, 100000) != 0 || quotaToMilli(5000, 0) != 0 {
+		t.Error("minimum shares, zero quota or zero period must mean none")
+	}
+}
+
+func TestAnnotationChoices(t *testing.T) {
+	base := policy.DefaultOptions()
+	tests := []struct {
+		name       string
+		ann        map[string]string
+		wantMode   policy.Mode
+		wantSpread policy.Spread
+		wantMax    int
+		wantOptOut bool
+		wantErr    string
+	}{
+		{"none", nil, policy.Distributed, policy.SpreadAll, 0, false, ""},
+		{"pod policy packed", map[string]string{"numaspread.io/policy": "packed"}, policy.Packed, policy.SpreadAll, 0, false, ""},
+		{"container key wins", map[string]string{"numaspread.io/policy": "packed", "numaspread.io/policy.container.app": "distributed"},
+			policy.Distributed, policy.SpreadAll, 0, false, ""},
+		{"other container's key ignored", map[string]string{"numaspread.io/policy.container.sidecar": "packed"}, policy.Distributed, policy.SpreadAll, 0, false, ""},
+		{"spread minimal", map[string]string{"numaspread.io/spread": "minimal"}, policy.Distributed, policy.SpreadMinimal, 0, false, ""},
+		{"spread number", map[string]string{"numaspread.io/spread": "2"}, policy.Distributed, policy.SpreadAll, 2, false, ""},
+		{"exclusive false", map[string]string{"numaspread.io/exclusive": "false"}, policy.Distributed, policy.SpreadAll, 0, true, ""},
+		{"bad policy", map[string]string{"numaspread.io/policy": "spready"}, "", "", 0, false,
+			`annotation numaspread.io/policy: "spready" is not one of distributed, packed`},
+		{"bad spread", map[string]string{"numaspread.io/spread.container.app": "0"}, "", "", 0, false,
+			`annotation numaspread.io/spread.container.app: "0" is not one of all, minimal, or a number`},
+		{"bad exclusive", map[string]string{"numaspread.io/exclusive": "yes"}, "", "", 0, false,
+			`annotation numaspread.io/exclusive: "yes" is not one of true, false`},
+		{"huge value is cut in the message", map[string]string{"numaspread.io/policy": strings.Repeat("x", 10000)}, "", "", 0, false, "x…\" is not one of"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o, optOut, err := annotationChoices(tt.ann, "app", base)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || len(err.Error()) > 200 {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || o.Mode != tt.wantMode || o.Spread != tt.wantSpread || o.MaxNUMANodes != tt.wantMax || optOut != tt.wantOptOut {
+				t.Errorf("got %+v optOut=%v err=%v", o, optOut, err)
+			}
+		})
+	}
+	if got := unknownAnnotations(map[string]string{"numaspread.io/polcy": "x", "numaspread.io/policy.container.a": "packed", "other.io/x": "y"}); len(got) != 1 || got[0] != "numaspread.io/polcy" {
+		t.Errorf("unknownAnnotations = %v", got)
+	}
+}
