@@ -62,3 +62,34 @@ func fillHalf(b *testing.B, s *State) {
 		}
 	}
 }
+
+// BenchmarkLargeRequests repeats the research brief's cases where the
+// kubelet's combinatorial search takes seconds or never ends (16 and 32
+// NUMA nodes, all CPUs free, g = 2): one allocation + release per op.
+func BenchmarkLargeRequests(b *testing.B) {
+	cases := []struct {
+		name string
+		sh   shape
+		cpus int
+	}{
+		{"16n-512cpu/256", shape{nodes: 16, cores: 16, threads: 2, nodesPerSocket: 4}, 256},
+		{"32n-512cpu/64", shape{nodes: 32, cores: 8, threads: 2, nodesPerSocket: 8}, 64},
+		{"32n-512cpu/384", shape{nodes: 32, cores: 8, threads: 2, nodesPerSocket: 8}, 384},
+	}
+	for _, c := range cases {
+		topo := c.sh.topo(b)
+		for _, spread := range []Spread{SpreadAll, SpreadMinimal} {
+			b.Run(c.name+"/"+string(spread), func(b *testing.B) {
+				s := newState(b, topo, Config{})
+				req := Request{CPUs: c.cpus, Options: opts(Distributed, spread, FullCoresRequire)}
+				b.ReportAllocs()
+				for i := 0; i < b.N; i++ {
+					if _, err := s.Allocate("bench", req); err != nil {
+						b.Fatal(err)
+					}
+					s.Release("bench")
+				}
+			})
+		}
+	}
+}

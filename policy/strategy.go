@@ -1,8 +1,9 @@
 package policy
 
 import (
+	"cmp"
 	"fmt"
-	"sort"
+	"slices"
 
 	"github.com/numaspread/numaspread/topology"
 )
@@ -120,15 +121,14 @@ func (s *State) distributed(free topology.Mask, req Request) (topology.Mask, err
 // It reorders views.
 func chooseNodes(views []nodeView, geo geometry, o Options) []*nodeView {
 	byUnits := func(tieFree bool) {
-		sort.SliceStable(views, func(i, j int) bool {
-			a, b := &views[i], &views[j]
+		slices.SortStableFunc(views, func(a, b nodeView) int {
 			if a.units != b.units {
-				return a.units > b.units
+				return cmp.Compare(b.units, a.units)
 			}
 			if tieFree && a.free != b.free {
-				return a.free > b.free
+				return cmp.Compare(b.free, a.free)
 			}
-			return a.node.ID < b.node.ID
+			return cmp.Compare(a.node.ID, b.node.ID)
 		})
 	}
 	limit := len(views)
@@ -146,7 +146,7 @@ func chooseNodes(views []nodeView, geo geometry, o Options) []*nodeView {
 	for i := range chosen {
 		chosen[i] = &views[i]
 	}
-	sort.Slice(chosen, func(i, j int) bool { return chosen[i].node.ID < chosen[j].node.ID })
+	slices.SortFunc(chosen, func(a, b *nodeView) int { return cmp.Compare(a.node.ID, b.node.ID) })
 	return chosen
 }
 
@@ -171,7 +171,7 @@ func minimalNodes(views []nodeView, geo geometry) int {
 // total must not exceed the nodes' free units.
 func waterFill(nodes []*nodeView, total, g int) {
 	order := append([]*nodeView(nil), nodes...)
-	sort.SliceStable(order, func(i, j int) bool { return order[i].units < order[j].units })
+	slices.SortStableFunc(order, func(a, b *nodeView) int { return cmp.Compare(a.units, b.units) })
 	remaining, left := total, len(order)
 	for i, v := range order {
 		share := remaining / left
@@ -186,12 +186,11 @@ func waterFill(nodes []*nodeView, total, g int) {
 			w.takeUnits = share
 		}
 		remaining -= share * left
-		sort.SliceStable(rest, func(a, b int) bool {
-			la, lb := rest[a].free-g*share, rest[b].free-g*share
-			if la != lb {
-				return la > lb
+		slices.SortStableFunc(rest, func(a, b *nodeView) int {
+			if la, lb := a.free-g*share, b.free-g*share; la != lb {
+				return cmp.Compare(lb, la)
 			}
-			return rest[a].node.ID < rest[b].node.ID
+			return cmp.Compare(a.node.ID, b.node.ID)
 		})
 		for j := 0; j < remaining; j++ {
 			rest[j].takeUnits++
