@@ -118,7 +118,19 @@ func (p *Plugin) Configure(_ context.Context, text, runtime, version string) (ap
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	oldTopo := p.topo
+	if cfg.Topology.Sysfs != p.cfg.Topology.Sysfs {
+		// The machine was discovered from p.cfg's sysfs before the runtime
+		// connected; a pre-installed plugin (no flags) learns its sysfs
+		// only from this text.
+		t, err := topology.Discover(cfg.Topology.Sysfs)
+		if err != nil {
+			return 0, fmt.Errorf("configuration from the runtime: topology.sysfs: %w", err)
+		}
+		p.topo = t
+	}
 	if err := p.apply(cfg); err != nil {
+		p.topo = oldTopo
 		return 0, fmt.Errorf("configuration from the runtime: %w", err)
 	}
 	return 0, nil
@@ -126,6 +138,7 @@ func (p *Plugin) Configure(_ context.Context, text, runtime, version string) (ap
 
 // CreateContainer chooses the new container's CPUs and memory nodes.
 func (p *Plugin) CreateContainer(_ context.Context, pod *api.PodSandbox, ctr *api.Container) (_ *api.ContainerAdjustment, _ []*api.ContainerUpdate, err error) {
+	defer p.recoverPanic("CreateContainer", containerRef(pod, ctr), &err, func() { p.dropUnrecorded(ctr.GetId()) })
 	start := time.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -232,12 +245,14 @@ func cpusetUpdate(c *container) *api.ContainerUpdate {
 // StopContainer releases the container's CPUs (so an init container hands
 // them on) and grows the shared pool.
 func (p *Plugin) StopContainer(_ context.Context, pod *api.PodSandbox, ctr *api.Container) (_ []*api.ContainerUpdate, err error) {
+	defer p.recoverPanic("StopContainer", containerRef(pod, ctr), &err)
 	defer p.observeLocked("StopContainer", time.Now(), &err)
 	return p.release(pod, ctr, "stopped"), nil
 }
 
 // RemoveContainer is StopContainer for runtimes that skip the stop; it is idempotent.
 func (p *Plugin) RemoveContainer(_ context.Context, pod *api.PodSandbox, ctr *api.Container) (err error) {
+	defer p.recoverPanic("RemoveContainer", containerRef(pod, ctr), &err)
 	defer p.observeLocked("RemoveContainer", time.Now(), &err)
 	if updates := p.release(pod, ctr, "removed"); len(updates) > 0 {
 		// RemoveContainer replies cannot carry updates: send them on the side.
@@ -263,6 +278,16 @@ func (p *Plugin) release(pod *api.PodSandbox, ctr *api.Container, why string) []
 	return updates
 }
 
+// dropUnrecorded releases CPUs the policy holds for a container the plugin
+// did not record, as after a panic between the two.
+func (p *Plugin) dropUnrecorded(id string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, ok := p.ctrs[id]; !ok {
+		p.state.Release(id)
+	}
+}
+
 func (p *Plugin) forget(c *container) {
 	if c.exclusive {
 		p.state.Release(c.id)
@@ -273,6 +298,7 @@ func (p *Plugin) forget(c *container) {
 // UpdateContainer re-asserts our cpuset over whatever the update asked for,
 // since numaspread owns cpusets on this node.
 func (p *Plugin) UpdateContainer(_ context.Context, pod *api.PodSandbox, ctr *api.Container, _ *api.LinuxResources) (_ []*api.ContainerUpdate, err error) {
+	defer p.recoverPanic("UpdateContainer", containerRef(pod, ctr), &err)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	defer p.observe("UpdateContainer", time.Now(), &err)

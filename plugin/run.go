@@ -57,6 +57,9 @@ func (p *Plugin) Run(ctx context.Context, o RunOptions) error {
 			}
 			s.Stop()
 			p.setStub(nil)
+			p.mu.Lock()
+			p.synced = false // not registered while we wait to reconnect
+			p.mu.Unlock()
 			err = errors.New("the runtime closed the connection")
 		}
 		if preinstalled {

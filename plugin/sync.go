@@ -2,6 +2,7 @@ package plugin
 
 import (
 	"context"
+	"fmt"
 	"sort"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 // are allocated now; every shared container gets the shared pool. The
 // returned updates carry the fixes.
 func (p *Plugin) Synchronize(_ context.Context, pods []*api.PodSandbox, ctrs []*api.Container) (_ []*api.ContainerUpdate, err error) {
+	defer p.recoverPanic("Synchronize", fmt.Sprintf("%d pods, %d containers", len(pods), len(ctrs)), &err)
 	start := time.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
