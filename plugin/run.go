@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/containerd/nri/pkg/api"
@@ -76,8 +77,9 @@ func (p *Plugin) Run(ctx context.Context, o RunOptions) error {
 }
 
 func (p *Plugin) connect(ctx context.Context, o RunOptions, preinstalled bool, closed chan struct{}) (stub.Stub, error) {
+	var once sync.Once
 	opts := []stub.Option{
-		stub.WithOnClose(func() { close(closed) }),
+		stub.WithOnClose(func() { once.Do(func() { close(closed) }) }),
 		stub.WithLogger(nriLogger{p.log}),
 	}
 	if !preinstalled {
