@@ -143,6 +143,7 @@ func (p *Plugin) CreateContainer(_ context.Context, pod *api.PodSandbox, ctr *ap
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	defer p.observe("CreateContainer", start, &err)
+	p.debugRequest("CreateContainer", pod, ctr)
 
 	c, outcome, err := p.place(pod, ctr)
 	p.decided(outcome)
@@ -161,6 +162,7 @@ func (p *Plugin) CreateContainer(_ context.Context, pod *api.PodSandbox, ctr *ap
 		"class": className(c.exclusive), "policy": c.policy, "cpus": c.cpus, "mems": c.mems,
 		"updates": len(updates), "took": time.Since(start).String(),
 	}).Info("container placed")
+	p.debugReply("CreateContainer", pod, ctr, adj, updates)
 	return adj, updates, nil
 }
 
@@ -247,7 +249,10 @@ func cpusetUpdate(c *container) *api.ContainerUpdate {
 func (p *Plugin) StopContainer(_ context.Context, pod *api.PodSandbox, ctr *api.Container) (_ []*api.ContainerUpdate, err error) {
 	defer p.recoverPanic("StopContainer", containerRef(pod, ctr), &err)
 	defer p.observeLocked("StopContainer", time.Now(), &err)
-	return p.release(pod, ctr, "stopped"), nil
+	p.debugRequest("StopContainer", pod, ctr)
+	updates := p.release(pod, ctr, "stopped")
+	p.debugReply("StopContainer", pod, ctr, nil, updates)
+	return updates, nil
 }
 
 // RemoveContainer is StopContainer for runtimes that skip the stop; it is idempotent.
@@ -302,12 +307,14 @@ func (p *Plugin) UpdateContainer(_ context.Context, pod *api.PodSandbox, ctr *ap
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	defer p.observe("UpdateContainer", time.Now(), &err)
+	p.debugRequest("UpdateContainer", pod, ctr)
 	c, ok := p.ctrs[ctr.GetId()]
 	if !ok {
 		return nil, nil
 	}
-	p.log.WithFields(ctrFields(pod, ctr)).WithField("cpus", c.cpus).Debug("re-asserting cpuset on update")
-	return []*api.ContainerUpdate{cpusetUpdate(c)}, nil
+	updates := []*api.ContainerUpdate{cpusetUpdate(c)}
+	p.debugReply("UpdateContainer", pod, ctr, nil, updates)
+	return updates, nil
 }
 
 func (p *Plugin) nextSeq() uint64 {

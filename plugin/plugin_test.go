@@ -8,6 +8,7 @@ import (
 
 	"github.com/containerd/nri/pkg/api"
 	"github.com/sirupsen/logrus"
+	logtest "github.com/sirupsen/logrus/hooks/test"
 
 	"github.com/numaspread/numaspread/config"
 	"github.com/numaspread/numaspread/topology/synth"
@@ -138,5 +139,33 @@ func TestCreateContainerErrorsNameTheContainer(t *testing.T) {
 	}
 	if len(p.Snapshot().Containers) != 0 {
 		t.Error("a rejected container was recorded")
+	}
+}
+
+func TestDebugLogsRequestAndReply(t *testing.T) {
+	log, hook := logtest.NewNullLogger()
+	log.SetLevel(logrus.DebugLevel)
+	p, err := New(synth.SmallTwoNode().MustTopology(), config.Default(), log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := guaranteed("db", 2, "", 1)
+	if _, _, err := p.CreateContainer(context.Background(), pods(c)[0], c); err != nil {
+		t.Fatal(err)
+	}
+	var msgs []string
+	for _, e := range hook.AllEntries() {
+		msgs = append(msgs, e.Message)
+		if e.Message == "container placed" {
+			for _, k := range []string{"pod", "container", "class", "policy", "cpus", "mems", "took"} {
+				if _, ok := e.Data[k]; !ok {
+					t.Errorf("decision line lacks %q: %v", k, e.Data)
+				}
+			}
+		}
+	}
+	want := "CreateContainer request,container placed,CreateContainer reply"
+	if got := strings.Join(msgs, ","); got != want {
+		t.Errorf("log messages %q, want %q", got, want)
 	}
 }
