@@ -6,12 +6,17 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/sirupsen/logrus"
 
 	"github.com/numaspread/numaspread/config"
+	"github.com/numaspread/numaspread/metrics"
 	"github.com/numaspread/numaspread/plugin"
+	"github.com/numaspread/numaspread/reload"
 	"github.com/numaspread/numaspread/topology"
 )
 
@@ -20,6 +25,15 @@ import (
 const preinstalledLog = "/var/log/numaspread.log"
 
 func runPlugin(args []string, _, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	return servePlugin(ctx, args, stderr)
+}
+
+// servePlugin is `numaspread run` until ctx is cancelled: the plugin, its
+// metrics endpoint when [metrics] address is set, and the configuration
+// file watcher when a file was loaded.
+func servePlugin(ctx context.Context, args []string, stderr io.Writer) int {
 	fs := newFlags("run", stderr)
 	configPath := fs.String("config", "", "TOML configuration file (default "+config.DefaultPath+" if it exists)")
 	socket := fs.String("socket", "", "NRI socket of the runtime (overrides nri.socket)")
@@ -36,20 +50,29 @@ func runPlugin(args []string, _, stderr io.Writer) int {
 	if path == "" {
 		path, mustExist = config.DefaultPath, false
 	}
+	// overrides applies the flags to a configuration read from the file, at
+	// start and at every reload.
+	overrides := func(cfg config.Config) (config.Config, error) {
+		var err error
+		for _, o := range []struct{ flag, value string }{
+			{"nri.socket", *socket}, {"topology.sysfs", *sysfs}, {"nri.plugin_name", *name},
+			{"nri.plugin_index", *idx}, {"log.level", *logLevel},
+		} {
+			if o.value == "" {
+				continue
+			}
+			if cfg, err = cfg.With(o.flag, o.value); err != nil {
+				return cfg, fmt.Errorf("flag for %s: %w", o.flag, err)
+			}
+		}
+		return cfg, nil
+	}
 	cfg, err := config.Load(path, mustExist)
+	if err == nil {
+		cfg, err = overrides(cfg)
+	}
 	if err != nil {
 		return fail(stderr, "run: %v", err)
-	}
-	for _, o := range []struct{ flag, value string }{
-		{"nri.socket", *socket}, {"topology.sysfs", *sysfs}, {"nri.plugin_name", *name},
-		{"nri.plugin_index", *idx}, {"log.level", *logLevel},
-	} {
-		if o.value == "" {
-			continue
-		}
-		if cfg, err = cfg.With(o.flag, o.value); err != nil {
-			return fail(stderr, "run: flag for %s: %v", o.flag, err)
-		}
 	}
 
 	log, closeLog, err := newLogger(cfg.Log, *logFile, stderr)
@@ -66,19 +89,126 @@ func runPlugin(args []string, _, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, "run: %v", err)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+
+	// The metrics start with the configuration from the file, or (for a
+	// pre-installed plugin) with the one the runtime passes in Configure.
+	var obs atomic.Pointer[metrics.Metrics]
+	startMetrics := func(addr string) error {
+		if addr == "" || obs.Load() != nil {
+			return nil
+		}
+		m := metrics.New(p)
+		srv, err := metrics.Listen(addr, m.Handler())
+		if err != nil {
+			return err
+		}
+		p.SetObserver(m)
+		obs.Store(m)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := srv.Serve(ctx); err != nil {
+				log.WithError(err).Error("metrics endpoint stopped")
+			}
+		}()
+		log.WithField("address", srv.Addr().String()).Info("serving /metrics, /healthz, /readyz and /state")
+		return nil
+	}
+	if err := startMetrics(cfg.Metrics.Address); err != nil {
+		return fail(stderr, "run: %v", err)
+	}
+
+	if cfg.Source() != "" {
+		w := &reload.Watcher{
+			Path: path,
+			Parse: func(data []byte) (config.Config, error) {
+				c, err := config.Parse(path, data)
+				if err != nil {
+					return c, err
+				}
+				return overrides(c)
+			},
+			Apply: func(c config.Config) ([]string, error) {
+				changed, err := p.Reload(c)
+				if err == nil {
+					applyLive(log, c, changed)
+				}
+				return changed, err
+			},
+			Running: cfg,
+			Log:     log,
+			OnResult: func(r reload.Result) {
+				if m := obs.Load(); m != nil {
+					m.RecordReload(r.Time, r.Changed, r.Err)
+				}
+			},
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := w.Run(ctx); err != nil {
+				log.WithError(err).Error("configuration changes will not be applied until a restart")
+			}
+		}()
+	}
+
 	log.WithFields(logrus.Fields{
 		"config": cfg.Source(), "cpus": topo.Online.String(), "nodes": len(topo.Nodes),
-		"policy": cfg.Policy.Mode, "preinstalled": plugin.PreInstalled(),
+		"policy": cfg.Policy.Mode, "preinstalled": plugin.PreInstalled(), "version": metrics.Version,
 	}).Info("numaspread starting")
-	err = p.Run(ctx, plugin.RunOptions{Socket: cfg.NRI.Socket, Name: cfg.NRI.PluginName, Index: cfg.NRI.PluginIndex})
+	err = p.Run(ctx, plugin.RunOptions{
+		Socket: cfg.NRI.Socket, Name: cfg.NRI.PluginName, Index: cfg.NRI.PluginIndex,
+		OnConnected: func() {
+			if !plugin.PreInstalled() {
+				return
+			}
+			if err := startMetrics(p.Config().Metrics.Address); err != nil {
+				log.WithError(err).Error("cannot serve metrics")
+			}
+		},
+	})
 	if err != nil {
 		log.WithError(err).Error("numaspread stopped")
 		return 1
 	}
 	log.Info("numaspread stopped")
 	return 0
+}
+
+// restartOnly are the sections a running plugin cannot change: they take
+// effect at the next start.
+var restartOnly = []string{"nri.", "topology.", "metrics."}
+
+// applyLive applies the reloaded settings that live outside the plugin (the
+// logger) and warns about those that need a restart.
+func applyLive(log *logrus.Logger, cfg config.Config, changed []string) {
+	if level, err := logrus.ParseLevel(cfg.Log.Level); err == nil && level != log.GetLevel() {
+		log.SetLevel(level)
+	}
+	setFormatter(log, cfg.Log.Format)
+	for _, c := range changed {
+		for _, prefix := range restartOnly {
+			if strings.HasPrefix(c, prefix) {
+				log.WithField("change", c).Warn("this setting takes effect only when numaspread restarts")
+			}
+		}
+	}
+}
+
+func setFormatter(log *logrus.Logger, format string) {
+	if format == config.LogFormatJSON {
+		if _, ok := log.Formatter.(*logrus.JSONFormatter); !ok {
+			log.SetFormatter(&logrus.JSONFormatter{})
+		}
+		return
+	}
+	if _, ok := log.Formatter.(*logrus.TextFormatter); !ok {
+		log.SetFormatter(&logrus.TextFormatter{FullTimestamp: true})
+	}
 }
 
 // newLogger builds the logger the config asks for. A pre-installed plugin
@@ -91,11 +221,8 @@ func newLogger(lc config.LogConfig, file string, stderr io.Writer) (*logrus.Logg
 		return nil, nil, fmt.Errorf("log.level: %w", err)
 	}
 	log.SetLevel(level)
-	if lc.Format == config.LogFormatJSON {
-		log.SetFormatter(&logrus.JSONFormatter{})
-	} else {
-		log.SetFormatter(&logrus.TextFormatter{FullTimestamp: true})
-	}
+	log.SetFormatter(&logrus.TextFormatter{FullTimestamp: true})
+	setFormatter(log, lc.Format)
 	if file == "" && plugin.PreInstalled() {
 		file = preinstalledLog
 	}
