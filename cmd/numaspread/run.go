@@ -166,6 +166,8 @@ func servePlugin(ctx context.Context, args []string, stderr io.Writer) int {
 			if !plugin.PreInstalled() {
 				return
 			}
+			// A pre-installed plugin learns its [log] settings from Configure.
+			applyLive(log, p.Config(), nil)
 			if err := startMetrics(p.Config().Metrics.Address); err != nil {
 				log.WithError(err).Error("cannot serve metrics")
 			}

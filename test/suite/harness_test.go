@@ -1,0 +1,543 @@
+package suite
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/numaspread/numaspread/config"
+	"github.com/numaspread/numaspread/plugin"
+	"github.com/numaspread/numaspread/test/mockruntime"
+	"github.com/numaspread/numaspread/topology"
+	"github.com/numaspread/numaspread/topology/synth"
+)
+
+// The numaspread binary, built once per test binary by TestMain. binPath is
+// empty when the build failed; buildErr then says why.
+var (
+	binPath  string
+	buildErr error
+)
+
+func TestMain(m *testing.M) {
+	// The NRI adaptation (the runtime side) logs through the standard
+	// logrus logger; keep its chatter out of test output unless asked.
+	if os.Getenv("SUITE_NRI_LOG") == "" {
+		logrus.SetOutput(io.Discard)
+	}
+	dir, err := os.MkdirTemp("", "numaspread-suite-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binPath, buildErr = buildBinary(dir)
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// buildBinary runs go build ./cmd/numaspread into dir.
+func buildBinary(dir string) (string, error) {
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	out := filepath.Join(dir, "numaspread")
+	cmd := exec.Command(goTool, "build", "-o", out, "github.com/numaspread/numaspread/cmd/numaspread")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build ./cmd/numaspread: %v\n%s", err, b)
+	}
+	return out, nil
+}
+
+// statSources stats every Go source file and go.mod/go.sum of the module.
+// go test caches a passing result keyed on the files the test process
+// touches while tests run (not in TestMain before m.Run); the binary is
+// built by a child process, so without this a change under cmd/ would not
+// invalidate a cached pass.
+var statSources = sync.OnceFunc(func() {
+	root := filepath.Join("..", "..")
+	_ = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		switch {
+		case err != nil:
+			return nil
+		case d.IsDir() && path != root && (strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata"):
+			return filepath.SkipDir
+		case !d.IsDir() && (strings.HasSuffix(path, ".go") || d.Name() == "go.mod" || d.Name() == "go.sum"):
+			_, _ = os.Stat(path)
+		}
+		return nil
+	})
+})
+
+// mode is how the plugin under test runs.
+type mode string
+
+const (
+	// inProcess: plugin.New + Plugin.Run in a goroutine of the test.
+	inProcess mode = "inprocess"
+	// binary: the built numaspread binary, `numaspread run --socket …`.
+	binary mode = "binary"
+)
+
+// bothModes runs fn as the subtests "inprocess" and "binary".
+func bothModes(t *testing.T, fn func(t *testing.T, m mode)) {
+	t.Helper()
+	for _, m := range []mode{inProcess, binary} {
+		t.Run(string(m), func(t *testing.T) {
+			requireMode(t, m)
+			fn(t, m)
+		})
+	}
+}
+
+func requireMode(t testing.TB, m mode) {
+	t.Helper()
+	statSources()
+	if m == binary && binPath == "" {
+		t.Skipf("binary mode skipped: building the binary failed: %v", buildErr)
+	}
+}
+
+// setup is a scenario's machine and configuration.
+type setup struct {
+	machine synth.Spec // default synth.SmallTwoNode()
+	config  string     // TOML text of the configuration file; "" for defaults
+	rtOpts  []mockruntime.Option
+	// noPlugin leaves the plugin stopped; call startPlugin.
+	noPlugin bool
+	// logLevel of the plugin (default debug: logs are printed on failure only).
+	logLevel string
+	// bench: no invariant checks, and plugin logs discarded (benchmarks).
+	bench bool
+}
+
+// env is one scenario's world: a synthetic machine, a configuration, a mock
+// runtime with the invariant checker installed, and the plugin under test.
+type env struct {
+	t       testing.TB
+	mode    mode
+	spec    synth.Spec
+	topo    *topology.Topology
+	cfg     config.Config
+	dir     string
+	sysfs   string // the synthetic machine as a sysfs tree (binary mode)
+	cfgFile string
+	rt      *mockruntime.Runtime
+	chk     *checker
+
+	logLevel string
+	bench    bool
+	plugin   *pluginProc
+	starts   int
+	logsMu   sync.Mutex
+	logs     []func() string // one per plugin start
+}
+
+// pluginProc is one running instance of the plugin.
+type pluginProc struct {
+	done   chan struct{} // closed when it has exited
+	kill   func()        // stops it abruptly and waits for it
+	inproc *plugin.Plugin
+}
+
+func newEnv(t testing.TB, m mode, s setup) *env {
+	t.Helper()
+	e := &env{t: t, mode: m, spec: s.machine, dir: t.TempDir(), logLevel: s.logLevel, bench: s.bench}
+	if e.spec.Name == "" {
+		e.spec = synth.SmallTwoNode()
+	}
+	if e.logLevel == "" {
+		e.logLevel = "debug"
+	}
+	var err error
+	if e.topo, err = e.spec.Topology(); err != nil {
+		t.Fatalf("machine %s: %v", e.spec.Name, err)
+	}
+	e.cfgFile = filepath.Join(e.dir, "config.toml")
+	if err := os.WriteFile(e.cfgFile, []byte(s.config), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if e.cfg, err = config.Parse(e.cfgFile, []byte(s.config)); err != nil {
+		t.Fatalf("scenario config: %v", err)
+	}
+	if e.chk, err = newChecker(e.topo, e.cfg); err != nil {
+		t.Fatalf("scenario config: %v", err)
+	}
+	if m == binary {
+		e.sysfs = filepath.Join(e.dir, "sysfs")
+		if err := e.spec.WriteDir(e.sysfs); err != nil {
+			t.Fatalf("writing machine %s: %v", e.spec.Name, err)
+		}
+	}
+	opts := append([]mockruntime.Option(nil), s.rtOpts...)
+	if !s.bench {
+		opts = append(opts, mockruntime.WithCheck(e.chk.check))
+	}
+	e.rt = mockruntime.NewForTest(t, opts...)
+	// Runs after the plugin is stopped (cleanups run last-in first-out)
+	// and before the runtime reports leftover violations.
+	t.Cleanup(func() {
+		if t.Failed() || len(e.rt.Violations()) > 0 {
+			t.Logf("plugin logs (%s mode):\n%s", e.mode, e.pluginLogs())
+		}
+	})
+	if !s.noPlugin {
+		e.startPlugin()
+	}
+	return e
+}
+
+// startPlugin starts a fresh plugin (a new process, or a new plugin.Plugin
+// with empty state) and waits until the runtime has synchronized it.
+func (e *env) startPlugin() {
+	e.t.Helper()
+	e.starts++
+	switch e.mode {
+	case inProcess:
+		e.plugin = e.startInProcess(nil)
+	case binary:
+		e.plugin = e.startBinary()
+	}
+	e.waitSync("start")
+}
+
+// waitSync waits for the plugin's next Synchronize (and registration),
+// failing at once if the plugin exits.
+func (e *env) waitSync(why string) time.Duration {
+	e.t.Helper()
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	done := e.plugin.done
+	go func() {
+		select {
+		case <-done:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	if err := e.rt.WaitForSync(ctx); err != nil {
+		select {
+		case <-done:
+			err = fmt.Errorf("the plugin exited: %w", err)
+		default:
+		}
+		e.fatalf("%s: plugin did not synchronize: %v", why, err)
+	}
+	took := time.Since(start)
+	e.verify()
+	return took
+}
+
+// killPlugin stops the plugin abruptly (SIGKILL; in-process: its context
+// is cancelled and its connection dropped) and opens the checker's outage
+// window until the next successful Synchronize.
+func (e *env) killPlugin() {
+	e.t.Helper()
+	e.chk.pluginDown()
+	e.plugin.kill()
+}
+
+// startInProcess runs a new plugin.Plugin in a goroutine; onConnected, if
+// set, is its RunOptions.OnConnected.
+func (e *env) startInProcess(onConnected func()) *pluginProc {
+	e.t.Helper()
+	buf := &lockedBuffer{}
+	log := logrus.New()
+	log.SetOutput(buf)
+	if e.bench {
+		log.SetOutput(io.Discard)
+	}
+	level, err := logrus.ParseLevel(e.logLevel)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	log.SetLevel(level)
+	p, err := plugin.New(e.topo, e.cfg, log)
+	if err != nil {
+		e.t.Fatalf("plugin.New: %v", err)
+	}
+	e.addLogs(buf.String)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		err := p.Run(ctx, plugin.RunOptions{
+			Socket: e.rt.SocketPath(), Name: "numaspread", Index: "90",
+			MinBackoff: 5 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
+			OnConnected: onConnected,
+		})
+		fmt.Fprintf(buf, "plugin.Run returned: %v\n", err)
+	}()
+	var once sync.Once
+	kill := func() { once.Do(func() { cancel(); <-done }) }
+	e.t.Cleanup(kill)
+	return &pluginProc{done: done, kill: kill, inproc: p}
+}
+
+func (e *env) startBinary() *pluginProc {
+	e.t.Helper()
+	logFile := filepath.Join(e.dir, fmt.Sprintf("plugin-%d.log", e.starts))
+	cmd := exec.Command(binPath, "run", "--socket", e.rt.SocketPath(), "--sysfs", e.sysfs,
+		"--config", e.cfgFile, "--log-level", e.logLevel, "--log-file", logFile)
+	out := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		e.t.Fatalf("starting %s: %v", binPath, err)
+	}
+	e.addLogs(func() string {
+		b, _ := os.ReadFile(logFile)
+		return fmt.Sprintf("$ %s\n%s%s", strings.Join(cmd.Args, " "), out.String(), b)
+	})
+	done := make(chan struct{})
+	go func() {
+		err := cmd.Wait()
+		fmt.Fprintf(out, "process exited: %v\n", err)
+		close(done)
+	}()
+	var once sync.Once
+	kill := func() {
+		once.Do(func() {
+			_ = cmd.Process.Signal(syscall.SIGKILL)
+			<-done
+		})
+	}
+	e.t.Cleanup(kill)
+	return &pluginProc{done: done, kill: kill}
+}
+
+func (e *env) addLogs(fn func() string) {
+	e.logsMu.Lock()
+	defer e.logsMu.Unlock()
+	e.logs = append(e.logs, fn)
+}
+
+func (e *env) pluginLogs() string {
+	e.logsMu.Lock()
+	defer e.logsMu.Unlock()
+	var b strings.Builder
+	for i, fn := range e.logs {
+		fmt.Fprintf(&b, "--- plugin instance %d ---\n%s", i+1, fn())
+	}
+	return b.String()
+}
+
+// fatalf fails the test with the message and the runtime's current model.
+func (e *env) fatalf(format string, args ...any) {
+	e.t.Helper()
+	e.t.Fatalf(format+"\n%s", append(args, e.describe())...)
+}
+
+func (e *env) describe() string {
+	s := e.rt.Snapshot()
+	return e.chk.describe(s, e.chk.judge(s))
+}
+
+// verify fails the test at once if a step since the last call violated an
+// invariant.
+func (e *env) verify() {
+	e.t.Helper()
+	vs := e.rt.TakeViolations()
+	if len(vs) == 0 {
+		return
+	}
+	var b strings.Builder
+	for _, v := range vs {
+		fmt.Fprintf(&b, "%v\n", v)
+	}
+	e.t.Fatalf("invariant violated:\n%s", b.String())
+}
+
+// runPod starts a pod (registering it with the checker first).
+func (e *env) runPod(p *mockruntime.Pod) *mockruntime.Pod {
+	e.t.Helper()
+	e.chk.addPod(p)
+	if err := e.rt.RunPod(p); err != nil {
+		e.fatalf("RunPod %s: %v", p.ID, err)
+	}
+	e.verify()
+	return p
+}
+
+// create creates a container, which must succeed, and returns its view.
+func (e *env) create(p *mockruntime.Pod, name string) mockruntime.ContainerInfo {
+	e.t.Helper()
+	c := p.Container(name)
+	if _, _, err := e.rt.CreateContainer(p, c); err != nil {
+		e.fatalf("CreateContainer %s: %v", c.ID, err)
+	}
+	e.verify()
+	return e.ctr(c.ID)
+}
+
+// run creates and starts a container.
+func (e *env) run(p *mockruntime.Pod, name string) mockruntime.ContainerInfo {
+	e.t.Helper()
+	e.create(p, name)
+	c := p.Container(name)
+	if err := e.rt.StartContainer(c); err != nil {
+		e.fatalf("StartContainer %s: %v", c.ID, err)
+	}
+	e.verify()
+	return e.ctr(c.ID)
+}
+
+// launch runs a pod and all its containers, init containers first (each
+// stopped before the next container starts, as the kubelet does).
+func (e *env) launch(p *mockruntime.Pod) *mockruntime.Pod {
+	e.t.Helper()
+	e.runPod(p)
+	for _, c := range p.Containers() {
+		e.run(p, c.Spec.Name)
+		if c.Spec.Init {
+			e.stop(p, c.Spec.Name)
+		}
+	}
+	return p
+}
+
+// createFails creates a container that must be rejected and returns the error.
+func (e *env) createFails(p *mockruntime.Pod, name string) error {
+	e.t.Helper()
+	c := p.Container(name)
+	cpus, mems, err := e.rt.CreateContainer(p, c)
+	if err == nil {
+		e.fatalf("CreateContainer %s succeeded (cpus %q mems %q), want an error", c.ID, cpus, mems)
+	}
+	e.verify()
+	if _, ok := e.rt.Container(c.ID); ok {
+		e.fatalf("a rejected container %s is in the runtime", c.ID)
+	}
+	return err
+}
+
+func (e *env) stop(p *mockruntime.Pod, name string) {
+	e.t.Helper()
+	if err := e.rt.StopContainer(p.Container(name)); err != nil {
+		e.fatalf("StopContainer %s: %v", p.Container(name).ID, err)
+	}
+	e.verify()
+}
+
+func (e *env) remove(p *mockruntime.Pod, name string) {
+	e.t.Helper()
+	if err := e.rt.RemoveContainer(p.Container(name)); err != nil {
+		e.fatalf("RemoveContainer %s: %v", p.Container(name).ID, err)
+	}
+	e.verify()
+}
+
+// ctr returns a container's current view.
+func (e *env) ctr(id string) mockruntime.ContainerInfo {
+	e.t.Helper()
+	c, ok := e.rt.Container(id)
+	if !ok {
+		e.fatalf("no container %s in the runtime", id)
+	}
+	return c
+}
+
+// pool is the shared pool as the checker derives it from the model now.
+func (e *env) pool() topology.Mask {
+	return e.chk.judge(e.rt.Snapshot()).pool
+}
+
+// expect checks a container's cpuset (mems "" is not checked).
+func (e *env) expect(id, cpus, mems string) {
+	e.t.Helper()
+	c := e.ctr(id)
+	if !sameMask(c.Cpus, cpus) || (mems != "" && !sameMask(c.Mems, mems)) {
+		e.fatalf("%s: cpus %q mems %q, want cpus %q mems %q", id, c.Cpus, c.Mems, cpus, mems)
+	}
+}
+
+// expectShared checks that a container's cpuset is the shared pool.
+func (e *env) expectShared(id string) {
+	e.t.Helper()
+	if c, p := e.ctr(id), e.pool(); !mask(e.t, c.Cpus).Equals(p) {
+		e.fatalf("%s: cpus %q, want the shared pool %s", id, c.Cpus, p)
+	}
+}
+
+// perNode counts a cpuset's CPUs on each NUMA node.
+func (e *env) perNode(cpus string) map[int]int {
+	out := map[int]int{}
+	mask(e.t, cpus).ForEach(func(c int) bool {
+		out[e.topo.NodeOf(c)]++
+		return true
+	})
+	return out
+}
+
+func mask(t testing.TB, s string) topology.Mask {
+	t.Helper()
+	m, err := topology.ParseMask(s)
+	if err != nil {
+		t.Fatalf("cpulist %q: %v", s, err)
+	}
+	return m
+}
+
+func sameMask(a, b string) bool {
+	ma, err1 := topology.ParseMask(a)
+	mb, err2 := topology.ParseMask(b)
+	return err1 == nil && err2 == nil && ma.Equals(mb)
+}
+
+// Pods as the kubelet would build them. Every pod has one container "app".
+
+func guaranteedPod(name string, cpus int) *mockruntime.Pod {
+	return mockruntime.GuaranteedPod(name, mockruntime.ContainerSpec{Name: "app", CPURequestMilli: int64(cpus) * 1000})
+}
+
+func burstablePod(name string) *mockruntime.Pod {
+	return mockruntime.BurstablePod(name, mockruntime.ContainerSpec{Name: "app", CPURequestMilli: 500, CPULimitMilli: 2000})
+}
+
+func bestEffortPod(name string) *mockruntime.Pod {
+	return mockruntime.BestEffortPod(name, mockruntime.ContainerSpec{Name: "app"})
+}
+
+// lockedBuffer is a bytes.Buffer safe for concurrent writers and readers.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func equalCounts(a, b map[int]int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
