@@ -8,10 +8,11 @@
 package plugin
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"sort"
+	"slices"
 	"sync"
 	"time"
 
@@ -223,11 +224,19 @@ func (p *Plugin) sharedUpdates(except string) []*api.ContainerUpdate {
 			stale = append(stale, c)
 		}
 	}
+	if len(stale) == 0 {
+		return nil
+	}
 	sortBySeq(stale)
-	out := make([]*api.ContainerUpdate, 0, len(stale))
-	for _, c := range stale {
+	// Every shared container gets the same resources: build them once and
+	// share them between the updates, which are only read (marshalled) later.
+	linux := cpusetUpdate(&container{cpus: cpus, mems: mems}).Linux
+	out := make([]*api.ContainerUpdate, len(stale))
+	updates := make([]api.ContainerUpdate, len(stale))
+	for i, c := range stale {
 		c.cpus, c.mems = cpus, mems
-		out = append(out, cpusetUpdate(c))
+		updates[i] = api.ContainerUpdate{ContainerId: c.id, Linux: linux, IgnoreFailure: true}
+		out[i] = &updates[i]
 	}
 	return out
 }
@@ -334,7 +343,7 @@ func (p *Plugin) containersBySeq() []*container {
 
 // sortBySeq orders containers oldest first, so that replies are deterministic.
 func sortBySeq(cs []*container) {
-	sort.Slice(cs, func(i, j int) bool { return cs[i].seq < cs[j].seq })
+	slices.SortFunc(cs, func(a, b *container) int { return cmp.Compare(a.seq, b.seq) })
 }
 
 func containerRef(pod *api.PodSandbox, ctr *api.Container) string {
