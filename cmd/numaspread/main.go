@@ -23,6 +23,7 @@ var commands = map[string]command{
 	"topology": {"print the discovered machine (like numactl --hardware and lscpu -e)", runTopology},
 	"demo":     {"run a built-in scenario against an embedded NRI runtime and draw the result", runDemo},
 	"plan":     {"dry-run one allocation on this (or a captured) machine", runPlan},
+	"check":    {"validate the config and this node before rollout", runCheck},
 
 	"status":     {"draw the running plugin's allocation map (from its [metrics] address)", runStatus},
 	"sysfs-dump": {"capture the sysfs files topology discovery reads, as a .tar.gz", runSysfsDump},

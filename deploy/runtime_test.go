@@ -1,0 +1,331 @@
+package deploy
+
+import (
+	"bufio"
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/BurntSushi/toml"
+
+	"github.com/numaspread/numaspread/config"
+)
+
+// nriTable is containerd's NRI plugin configuration
+// ([plugins."io.containerd.nri.v1.nri"]), the keys its 1.7 and 2.x releases
+// accept.
+type nriTable struct {
+	Disable                   *bool  `toml:"disable"`
+	DisableConnections        *bool  `toml:"disable_connections"`
+	SocketPath                string `toml:"socket_path"`
+	PluginPath                string `toml:"plugin_path"`
+	PluginConfigPath          string `toml:"plugin_config_path"`
+	PluginRegistrationTimeout string `toml:"plugin_registration_timeout"`
+	PluginRequestTimeout      string `toml:"plugin_request_timeout"`
+}
+
+func TestContainerdSnippets(t *testing.T) {
+	for file, version := range map[string]int{"runtime/containerd-1.7.toml": 2, "runtime/containerd-2.x.toml": 3} {
+		t.Run(file, func(t *testing.T) {
+			var c struct {
+				Version int `toml:"version"`
+				Plugins struct {
+					NRI nriTable `toml:"io.containerd.nri.v1.nri"`
+				} `toml:"plugins"`
+			}
+			md, err := toml.DecodeFile(file, &c)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if u := md.Undecoded(); len(u) > 0 {
+				t.Errorf("keys containerd's NRI table does not have: %v", u)
+			}
+			if c.Version != version {
+				t.Errorf("version = %d, want %d", c.Version, version)
+			}
+			n := c.Plugins.NRI
+			if n.Disable == nil || *n.Disable || n.DisableConnections == nil || *n.DisableConnections {
+				t.Errorf("NRI not on for external plugins: disable %v disable_connections %v", n.Disable, n.DisableConnections)
+			}
+			checkNRIPaths(t, n.SocketPath, n.PluginPath, n.PluginConfigPath, n.PluginRegistrationTimeout, n.PluginRequestTimeout)
+		})
+	}
+}
+
+func TestCRIOSnippet(t *testing.T) {
+	var c struct {
+		CRIO struct {
+			NRI struct {
+				Enable              bool   `toml:"enable_nri"`
+				Listen              string `toml:"nri_listen"`
+				PluginDir           string `toml:"nri_plugin_dir"`
+				PluginConfigDir     string `toml:"nri_plugin_config_dir"`
+				RegistrationTimeout string `toml:"nri_plugin_registration_timeout"`
+				RequestTimeout      string `toml:"nri_plugin_request_timeout"`
+				DisableConnections  *bool  `toml:"nri_disable_connections"`
+			} `toml:"nri"`
+		} `toml:"crio"`
+	}
+	md, err := toml.DecodeFile("runtime/crio-nri.conf", &c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u := md.Undecoded(); len(u) > 0 {
+		t.Errorf("keys [crio.nri] does not have: %v", u)
+	}
+	n := c.CRIO.NRI
+	if !n.Enable || n.DisableConnections == nil || *n.DisableConnections {
+		t.Errorf("NRI not on for external plugins: %+v", n)
+	}
+	checkNRIPaths(t, n.Listen, n.PluginDir, n.PluginConfigDir, n.RegistrationTimeout, n.RequestTimeout)
+}
+
+// checkNRIPaths: the runtimes' socket is the one numaspread dials by
+// default, the pre-installed folders are the ones the docs and install.sh
+// use, and the timeouts are NRI's defaults.
+func checkNRIPaths(t *testing.T, socket, pluginDir, confDir, registration, request string) {
+	t.Helper()
+	if socket != config.Default().NRI.Socket {
+		t.Errorf("socket %q, numaspread's default is %q", socket, config.Default().NRI.Socket)
+	}
+	if pluginDir != "/opt/nri/plugins" || confDir != "/etc/nri/conf.d" {
+		t.Errorf("plugin folders %q, %q", pluginDir, confDir)
+	}
+	for want, got := range map[time.Duration]string{5 * time.Second: registration, 2 * time.Second: request} {
+		if d, err := time.ParseDuration(got); err != nil || d != want {
+			t.Errorf("timeout %q, want %s", got, want)
+		}
+	}
+}
+
+// unitFile reads a systemd unit into section → key → values.
+func unitFile(t *testing.T, path string) map[string]map[string][]string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	out := map[string]map[string][]string{}
+	section := ""
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		l := strings.TrimSpace(sc.Text())
+		switch {
+		case l == "" || strings.HasPrefix(l, "#") || strings.HasPrefix(l, ";"):
+		case strings.HasPrefix(l, "[") && strings.HasSuffix(l, "]"):
+			section = l[1 : len(l)-1]
+			out[section] = map[string][]string{}
+		default:
+			k, v, ok := strings.Cut(l, "=")
+			if !ok || section == "" {
+				t.Fatalf("%s: bad line %q", path, l)
+			}
+			out[section][k] = append(out[section][k], v)
+		}
+	}
+	return out
+}
+
+func TestSystemdUnit(t *testing.T) {
+	const path = "runtime/systemd/numaspread.service"
+	u := unitFile(t, path)
+	one := func(section, key string) string {
+		if v := u[section][key]; len(v) == 1 {
+			return v[0]
+		}
+		t.Errorf("%s: [%s] %s: %q, want one value", path, section, key, u[section][key])
+		return ""
+	}
+	if got := one("Service", "ExecStart"); got != "/usr/local/bin/numaspread run --config /etc/numaspread/config.toml" {
+		t.Errorf("ExecStart=%s", got)
+	}
+	if one("Service", "Restart") != "on-failure" {
+		t.Error("Restart is not on-failure")
+	}
+	if !strings.Contains(" "+one("Unit", "After")+" ", " containerd.service ") {
+		t.Error("not After=containerd.service")
+	}
+	if u["Unit"]["Requires"] != nil || u["Unit"]["BindsTo"] != nil || u["Unit"]["PartOf"] != nil {
+		t.Error("the service must outlive a runtime restart (it reconnects by itself)")
+	}
+	if one("Service", "CapabilityBoundingSet") != "" || one("Service", "NoNewPrivileges") != "yes" {
+		t.Error("the service keeps capabilities")
+	}
+	if one("Install", "WantedBy") != "multi-user.target" {
+		t.Error("WantedBy")
+	}
+
+	// systemd's own verifier, where this machine has it: every key known, the
+	// unit loads. ExecStart must name an existing executable for it.
+	sa, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		t.Log("systemd-analyze not found: skipping systemd's own verification")
+		return
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	exe := numaspreadBinary(t)
+	tmp := filepath.Join(t.TempDir(), "numaspread.service")
+	if err := os.WriteFile(tmp, bytes.ReplaceAll(data, []byte("/usr/local/bin/numaspread"), []byte(exe)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(sa, "verify", tmp).CombinedOutput()
+	if err != nil || len(bytes.TrimSpace(out)) > 0 {
+		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
+	}
+}
+
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+)
+
+// numaspreadBinary builds bin/numaspread's equivalent into a temporary
+// folder, once per test run.
+func numaspreadBinary(t *testing.T) string {
+	t.Helper()
+	binOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "deploy-test-")
+		if err != nil {
+			binErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "numaspread")
+		out, err := exec.Command("go", "build", "-o", binPath, "github.com/numaspread/numaspread/cmd/numaspread").CombinedOutput()
+		if err != nil {
+			binErr = err
+			binPath = string(out)
+		}
+	})
+	if binErr != nil {
+		t.Fatalf("go build: %v\n%s", binErr, binPath)
+	}
+	return binPath
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" && binErr == nil {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
+// TestPreinstalledInstall runs install.sh into temporary plugin folders.
+func TestPreinstalledInstall(t *testing.T) {
+	exe := numaspreadBinary(t)
+	run := func(t *testing.T, env []string, args ...string) (string, string, int) {
+		dir := t.TempDir()
+		plugins, confs := filepath.Join(dir, "opt/nri/plugins"), filepath.Join(dir, "etc/nri/conf.d")
+		cmd := exec.Command("sh", append([]string{"runtime/preinstalled/install.sh"}, args...)...)
+		cmd.Env = append(os.Environ(), append([]string{"PLUGIN_PATH=" + plugins, "PLUGIN_CONFIG_PATH=" + confs}, env...)...)
+		out, err := cmd.CombinedOutput()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return dir, string(out), code
+	}
+
+	t.Run("installs", func(t *testing.T) {
+		dir, out, code := run(t, nil, exe, "config.toml")
+		if code != 0 {
+			t.Fatalf("exit %d:\n%s", code, out)
+		}
+		bin := filepath.Join(dir, "opt/nri/plugins/90-numaspread")
+		conf := filepath.Join(dir, "etc/nri/conf.d/90-numaspread.conf")
+		if st, err := os.Stat(bin); err != nil || st.Mode().Perm() != 0o755 {
+			t.Errorf("%s: %v %v", bin, st, err)
+		}
+		if st, err := os.Stat(conf); err != nil || st.Mode().Perm() != 0o644 {
+			t.Errorf("%s: %v %v", conf, st, err)
+		}
+		if _, err := config.Load(conf, true); err != nil {
+			t.Error(err)
+		}
+		// Nothing else, no temporary files: the runtime refuses to start any
+		// plugin when one executable in plugin_path is misnamed.
+		for _, d := range []string{"opt/nri/plugins", "etc/nri/conf.d"} {
+			entries, _ := os.ReadDir(filepath.Join(dir, d))
+			if len(entries) != 1 {
+				t.Errorf("%s holds %d files", d, len(entries))
+			}
+		}
+		if !strings.Contains(out, "restart the runtime") {
+			t.Errorf("output:\n%s", out)
+		}
+	})
+	t.Run("index", func(t *testing.T) {
+		dir, out, code := run(t, []string{"IDX=15"}, exe, "config.toml")
+		if _, err := os.Stat(filepath.Join(dir, "opt/nri/plugins/15-numaspread")); code != 0 || err != nil {
+			t.Errorf("IDX=15: exit %d, %v\n%s", code, err, out)
+		}
+		if _, out, code := run(t, []string{"IDX=5"}, exe, "config.toml"); code != 2 {
+			t.Errorf("IDX=5: exit %d, want 2\n%s", code, out)
+		}
+	})
+	t.Run("refuses a bad config", func(t *testing.T) {
+		bad := filepath.Join(t.TempDir(), "bad.toml")
+		if err := os.WriteFile(bad, []byte("[policy]\nmode = \"fast\"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		dir, out, code := run(t, nil, exe, bad)
+		if code != 1 || !strings.Contains(out, "FAIL: config:") || !strings.Contains(out, "policy.mode") {
+			t.Errorf("exit %d:\n%s", code, out)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "opt/nri/plugins/90-numaspread")); err == nil {
+			t.Error("installed anyway")
+		}
+	})
+	t.Run("needs a binary", func(t *testing.T) {
+		if _, out, code := run(t, nil, "/nonexistent/numaspread"); code != 2 {
+			t.Errorf("exit %d:\n%s", code, out)
+		}
+	})
+}
+
+// TestREADMESectionPaths: every repository path the Deploy section names
+// exists, and every command it runs is one the binary has.
+func TestREADMESectionPaths(t *testing.T) {
+	data, err := os.ReadFile("README-section.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, m := range regexp.MustCompile(`\bdeploy/[A-Za-z0-9_./-]*[A-Za-z0-9_]`).FindAllString(string(data), -1) {
+		seen[m] = true
+	}
+	paths := keys(seen)
+	sort.Strings(paths)
+	if len(paths) < 8 {
+		t.Errorf("only %d paths named: %v", len(paths), paths)
+	}
+	for _, p := range paths {
+		if _, err := os.Stat(filepath.Join("..", p)); err != nil {
+			t.Errorf("README-section.md names %s: %v", p, err)
+		}
+	}
+	exe := numaspreadBinary(t)
+	help, err := exec.Command(exe, "help").CombinedOutput()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range regexp.MustCompile(`numaspread (check|run|topology|plan|status|demo|sysfs-dump)\b`).FindAllStringSubmatch(string(data), -1) {
+		if !strings.Contains(string(help), "  "+m[1]+" ") {
+			t.Errorf("README-section.md runs `numaspread %s`, which `numaspread help` does not list", m[1])
+		}
+	}
+}
