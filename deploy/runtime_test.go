@@ -297,10 +297,10 @@ func TestPreinstalledInstall(t *testing.T) {
 	})
 }
 
-// TestREADMESectionPaths: every repository path the Deploy section names
+// TestREADMESectionPaths: every repository path the README names
 // exists, and every command it runs is one the binary has.
 func TestREADMESectionPaths(t *testing.T) {
-	data, err := os.ReadFile("README-section.md")
+	data, err := os.ReadFile(filepath.Join("..", "README.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,7 +315,7 @@ func TestREADMESectionPaths(t *testing.T) {
 	}
 	for _, p := range paths {
 		if _, err := os.Stat(filepath.Join("..", p)); err != nil {
-			t.Errorf("README-section.md names %s: %v", p, err)
+			t.Errorf("README.md names %s: %v", p, err)
 		}
 	}
 	exe := numaspreadBinary(t)
@@ -325,7 +325,7 @@ func TestREADMESectionPaths(t *testing.T) {
 	}
 	for _, m := range regexp.MustCompile(`numaspread (check|run|topology|plan|status|demo|sysfs-dump)\b`).FindAllStringSubmatch(string(data), -1) {
 		if !strings.Contains(string(help), "  "+m[1]+" ") {
-			t.Errorf("README-section.md runs `numaspread %s`, which `numaspread help` does not list", m[1])
+			t.Errorf("README.md runs `numaspread %s`, which `numaspread help` does not list", m[1])
 		}
 	}
 }

@@ -9,7 +9,7 @@
 // name; it also carries a Docker manifest.json for `docker load` and
 // `podman load`. The layer holds the binary at /usr/local/bin/numaspread,
 // /etc/passwd and /etc/group, and empty /tmp and /etc/numaspread folders;
-// the image runs `numaspread run` as root (see deploy/README-section.md for
+// the image runs `numaspread run` as root (see the README's Deploy section for
 // why, and what the manifests take away from that root).
 //
 // The output is reproducible: every time stamp is --created, which defaults
