@@ -47,8 +47,13 @@ func inferWorkload(pod *api.PodSandbox, ctr *api.Container) workload {
 	switch {
 	case w.qos != Guaranteed:
 		w.why = "QoS class " + string(w.qos)
-	case oom != nil && oom.GetValue() != guaranteedOOMScoreAdj:
-		w.why = fmt.Sprintf("oom_score_adj %d is not the Guaranteed %d", oom.GetValue(), guaranteedOOMScoreAdj)
+	case oom != nil && oom.GetValue() > 0:
+		// The kubelet gives Guaranteed containers -997, Burstable 2..999 and
+		// BestEffort 1000. A runtime that may not lower scores (containerd's
+		// restrict_oom_score_adj, rootless or user-namespaced nodes) raises
+		// -997 to its own score, typically 0, so only a positive score
+		// contradicts the cgroup parent.
+		w.why = fmt.Sprintf("oom_score_adj %d is a Burstable or BestEffort score, not Guaranteed (%d)", oom.GetValue(), guaranteedOOMScoreAdj)
 	case w.requestMilli == 0 || w.requestMilli != w.limitMilli:
 		w.why = fmt.Sprintf("CPU request %dm differs from limit %dm", w.requestMilli, w.limitMilli)
 	case w.requestMilli%1000 != 0:

@@ -32,7 +32,7 @@ func podWithParent(parent string) *api.PodSandbox {
 }
 
 func TestInferWorkload(t *testing.T) {
-	guaranteedOOM, burstableOOM := -997, 500
+	guaranteedOOM, burstableOOM, restrictedOOM := -997, 500, 0
 	tests := []struct {
 		name          string
 		parent        string
@@ -48,6 +48,7 @@ func TestInferWorkload(t *testing.T) {
 		{"Guaranteed 2 CPUs (systemd)", "kubepods-pod1234.slice", 2048, 200000, 100000, &guaranteedOOM, Guaranteed, 2, ""},
 		{"Guaranteed fractional", "/kubepods/pod1", 1536, 150000, 100000, &guaranteedOOM, Guaranteed, 0, "not a whole number"},
 		{"Guaranteed, oom_score_adj disagrees", "/kubepods/pod1", 2048, 200000, 100000, &burstableOOM, Guaranteed, 0, "oom_score_adj 500"},
+		{"Guaranteed, oom_score_adj raised to 0 by restrict_oom_score_adj", "/kubepods/pod1", 2048, 200000, 100000, &restrictedOOM, Guaranteed, 2, ""},
 		{"Burstable (systemd)", "kubepods-burstable-pod1.slice", 1024, 200000, 100000, &burstableOOM, Burstable, 0, "QoS class Burstable"},
 		{"BestEffort", "/kubepods/besteffort/pod1", 2, 0, 100000, nil, BestEffort, 0, "QoS class BestEffort"},
 		{"no Kubernetes parent, request = limit", "/custom", 2048, 200000, 100000, nil, Guaranteed, 2, ""},
