@@ -74,3 +74,21 @@ image:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $(BIN) ./cmd/numaspread
 	SOURCE_DATE_EPOCH=$${SOURCE_DATE_EPOCH:-$$(git log -1 --format=%ct 2>/dev/null || echo 0)} \
 	  $(GO) run ./deploy/mkimage --binary $(BIN) --name $(IMAGE) --out $(IMAGE_TAR)
+
+# make test-churn: the model-based churn with faults (test/churn, see
+# docs/reliability.md) on every synthetic machine, in-process and as the
+# binary killed with SIGKILL, plus a short scale run. The seed is
+# CHURN_SEED (default: today's date, so CI rotates; the log prints it and
+# the command that replays a failure). CHURN_OPS: operations per machine.
+# FULL=1: also the 100 000-operation scale run with up to 1 000 live
+# containers (about 15 minutes on two cores). CHURN_SCALE_OPS: the short
+# scale run's operations.
+CHURN_OPS ?= 4000
+CHURN_SCALE_OPS ?= 5000
+CHURN_SEED ?= $(shell date -u +%Y%m%d)
+.PHONY: test-churn
+test-churn:
+	@echo "churn seed $(CHURN_SEED), $(CHURN_OPS) operations per machine$(if $(FULL), + the full scale run)"
+	CHURN_SEED=$(CHURN_SEED) CHURN_OPS=$(CHURN_OPS) CHURN_BINARY=1 \
+	  $(if $(FULL),CHURN_FULL=1,CHURN_SCALE_OPS=$(CHURN_SCALE_OPS)) \
+	  $(GO) test -count=1 -timeout 90m -v -run '^TestChurn' ./test/churn/

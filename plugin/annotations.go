@@ -57,6 +57,15 @@ func annotationChoices(annotations map[string]string, container string, base pol
 	return opts, optOut, nil
 }
 
+// optedOut reports whether the numaspread.io/exclusive annotation that
+// applies to the container (its own key first) is "false".
+func optedOut(annotations map[string]string, container string) bool {
+	if v, ok := annotations[annotationExclusive+".container."+container]; ok {
+		return v == "false"
+	}
+	return annotations[annotationExclusive] == "false"
+}
+
 func badAnnotation(key, value, allowed string) error {
 	if len(value) > maxAnnotationValue {
 		value = value[:maxAnnotationValue] + "…"

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/containerd/nri/pkg/api"
@@ -37,11 +38,16 @@ type Plugin struct {
 	ctrs     map[string]*container // by container id: running containers we placed
 	seq      uint64                // creation order, for "older wins"
 	synced   bool
+	// gen counts the requests that may have changed cpusets, so that an
+	// unsolicited update can tell whether a request overtook it.
+	gen uint64
 
 	observer Observer // nil: none; guarded by mu
 
 	stubMu sync.Mutex // guards stub, which Run replaces on reconnects
 	stub   stub.Stub
+
+	inFlight atomic.Int32 // unsolicited update batches being sent
 }
 
 // container is what the plugin remembers of a running container.
@@ -50,6 +56,7 @@ type container struct {
 	ref       string // namespace/pod/container, for logs and errors
 	seq       uint64
 	exclusive bool   // holds exclusive CPUs in the policy state
+	why       string // why a container is shared, for the decision log
 	policy    string // the strategy that chose its CPUs ("" when shared)
 	cpus      string // the cpuset.cpus we gave it
 	mems      string // the cpuset.mems we gave it ("" when memory = none)
@@ -94,10 +101,17 @@ func newPolicyState(t *topology.Topology, cfg config.Config) (*policy.State, pol
 	}
 	state, err := policy.NewState(t, policy.Config{
 		Managed: res.Allowed, Reserved: res.Reserved,
-		StrictReserved: pc.StrictReserved, MinSharedCPUs: pc.MinSharedCPUs,
+		StrictReserved: pc.StrictReserved, MinSharedCPUs: minShared(pc.MinSharedCPUs),
 	})
 	return state, opts, err
 }
+
+// minShared is the smallest shared pool an exclusive allocation may leave:
+// min_shared_cpus, but never 0. An empty pool cannot be written as a cpuset
+// (an empty cpuset.cpus in an NRI update means "leave it as it is"), so the
+// shared containers would keep running on the CPUs just handed out as
+// exclusive.
+func minShared(configured int) int { return max(1, configured) }
 
 // Config returns the configuration in use.
 func (p *Plugin) Config() config.Config {
@@ -159,8 +173,9 @@ func (p *Plugin) CreateContainer(_ context.Context, pod *api.PodSandbox, ctr *ap
 	}
 	updates := p.sharedUpdates(c.id)
 	p.ctrs[c.id] = c
+	p.gen++
 	p.log.WithFields(ctrFields(pod, ctr)).WithFields(logrus.Fields{
-		"class": className(c.exclusive), "policy": c.policy, "cpus": c.cpus, "mems": c.mems,
+		"class": className(c.exclusive), "policy": c.policy, "cpus": c.cpus, "mems": c.mems, "why": c.why,
 		"updates": len(updates), "took": time.Since(start).String(),
 	}).Info("container placed")
 	p.debugReply("CreateContainer", pod, ctr, adj, updates)
@@ -178,6 +193,7 @@ func (p *Plugin) place(pod *api.PodSandbox, ctr *api.Container) (c *container, o
 	}
 	c = &container{id: ctr.GetId(), podID: pod.GetId(), ref: ref, seq: p.nextSeq()}
 	w := inferWorkload(pod, ctr)
+	c.why = w.why
 	opts, optOut := p.defaults, false
 	if p.cfg.Policy.Annotations {
 		if opts, optOut, err = annotationChoices(pod.GetAnnotations(), ctr.GetName(), p.defaults); err != nil {
@@ -202,7 +218,9 @@ func (p *Plugin) place(pod *api.PodSandbox, ctr *api.Container) (c *container, o
 			return nil, OutcomeRejectInsufficient, fmt.Errorf("container %s (Guaranteed, %d CPUs, policy %s): %w", ref, w.exclusive, opts.Mode, err)
 		}
 		p.log.WithFields(ctrFields(pod, ctr)).WithError(err).Warn("not enough CPUs: running in the shared pool (on_insufficient = shared)")
-		outcome = OutcomeFallbackShared
+		outcome, c.why = OutcomeFallbackShared, "not enough free CPUs (on_insufficient = shared)"
+	} else if optOut && w.exclusive > 0 {
+		c.why = "opted out by annotation " + annotationExclusive
 	}
 	c.cpus, c.mems = p.sharedCPUSet()
 	return c, outcome, nil
@@ -259,37 +277,47 @@ func (p *Plugin) StopContainer(_ context.Context, pod *api.PodSandbox, ctr *api.
 	defer p.recoverPanic("StopContainer", containerRef(pod, ctr), &err)
 	defer p.observeLocked("StopContainer", time.Now(), &err)
 	p.debugRequest("StopContainer", pod, ctr)
-	updates := p.release(pod, ctr, "stopped")
+	updates := func() []*api.ContainerUpdate {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		p.release(pod, ctr, "stopped")
+		p.gen++
+		// Also carries pool changes earlier RemoveContainer requests held back.
+		return p.sharedUpdates("")
+	}()
 	p.debugReply("StopContainer", pod, ctr, nil, updates)
 	return updates, nil
 }
 
-// RemoveContainer is StopContainer for runtimes that skip the stop; it is idempotent.
+// RemoveContainer is StopContainer for runtimes that skip the stop; it is
+// idempotent. Its reply cannot carry updates, and an unsolicited update
+// could reach the runtime after the reply to a later request and undo it
+// (give shared containers CPUs allocated in between), so the pool's growth
+// waits for the next reply: CreateContainer, StopContainer,
+// UpdateContainer or Synchronize. Until then shared containers keep a part
+// of the pool, which is safe.
 func (p *Plugin) RemoveContainer(_ context.Context, pod *api.PodSandbox, ctr *api.Container) (err error) {
 	defer p.recoverPanic("RemoveContainer", containerRef(pod, ctr), &err)
 	defer p.observeLocked("RemoveContainer", time.Now(), &err)
-	if updates := p.release(pod, ctr, "removed"); len(updates) > 0 {
-		// RemoveContainer replies cannot carry updates: send them on the side.
-		p.sendUnsolicited(updates)
-	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.release(pod, ctr, "removed")
 	return nil
 }
 
-func (p *Plugin) release(pod *api.PodSandbox, ctr *api.Container, why string) []*api.ContainerUpdate {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+// release forgets a container and frees its exclusive CPUs; the shared
+// containers' records are left as they are, so that the next
+// sharedUpdates reports them. The caller holds p.mu.
+func (p *Plugin) release(pod *api.PodSandbox, ctr *api.Container, why string) {
 	c, ok := p.ctrs[ctr.GetId()]
 	if !ok {
-		return nil
+		return
 	}
+	p.gen++
 	p.forget(c)
-	if !c.exclusive {
-		return nil
+	if c.exclusive {
+		p.log.WithFields(ctrFields(pod, ctr)).WithField("cpus", c.cpus).Infof("container %s: exclusive CPUs released", why)
 	}
-	updates := p.sharedUpdates("")
-	p.log.WithFields(ctrFields(pod, ctr)).WithFields(logrus.Fields{"cpus": c.cpus, "updates": len(updates)}).
-		Infof("container %s: exclusive CPUs released", why)
-	return updates
 }
 
 // dropUnrecorded releases CPUs the policy holds for a container the plugin
@@ -321,7 +349,13 @@ func (p *Plugin) UpdateContainer(_ context.Context, pod *api.PodSandbox, ctr *ap
 	if !ok {
 		return nil, nil
 	}
-	updates := []*api.ContainerUpdate{cpusetUpdate(c)}
+	// The reply also carries pool changes held back since the last reply.
+	p.gen++
+	updates := p.sharedUpdates(c.id)
+	if !c.exclusive {
+		c.cpus, c.mems = p.sharedCPUSet()
+	}
+	updates = append(updates, cpusetUpdate(c))
 	p.debugReply("UpdateContainer", pod, ctr, nil, updates)
 	return updates, nil
 }

@@ -110,19 +110,63 @@ func (p *Plugin) setStub(s stub.Stub) {
 // sendUnsolicited sends updates outside a request reply. It runs in a
 // goroutine: the runtime holds its NRI lock while it waits for a handler, so
 // a synchronous call from inside a handler would deadlock until the timeout.
-func (p *Plugin) sendUnsolicited(updates []*api.ContainerUpdate) {
+//
+// Updates carry absolute cpusets, and the runtime applies them whenever it
+// gets to them: a request that the plugin handles while they are in flight
+// (gen moved past gen) may have its reply applied first, and the late
+// update then undoes it (say, gives shared containers CPUs that request
+// just made exclusive). So when gen moved, the same containers' current
+// cpusets are sent again, until a send was not overtaken. The window is
+// one round trip; requests that race a reload are the only way into it
+// (RemoveContainer does not send unsolicited updates at all).
+func (p *Plugin) sendUnsolicited(updates []*api.ContainerUpdate, gen uint64) {
 	p.stubMu.Lock()
 	s := p.stub
 	p.stubMu.Unlock()
 	if s == nil {
 		return
 	}
+	p.inFlight.Add(1)
 	go func() {
-		failed, err := s.UpdateContainers(updates)
-		if err != nil || len(failed) > 0 {
-			p.log.WithError(err).WithField("failed", len(failed)).Warn("unsolicited cpuset updates failed")
+		defer p.inFlight.Add(-1)
+		for range maxResends {
+			failed, err := s.UpdateContainers(updates)
+			if err != nil || len(failed) > 0 {
+				p.log.WithError(err).WithField("failed", len(failed)).Warn("unsolicited cpuset updates failed")
+			}
+			if err != nil {
+				return // disconnected: the next Synchronize repairs everything
+			}
+			if updates, gen = p.overtaken(updates, gen); len(updates) == 0 {
+				return
+			}
 		}
+		p.log.Warnf("unsolicited cpuset updates overtaken %d times: giving up until the next request", maxResends)
 	}()
+}
+
+// UnsolicitedInFlight is the number of unsolicited update batches the
+// plugin is still sending (a reload's, and their re-sends).
+func (p *Plugin) UnsolicitedInFlight() int { return int(p.inFlight.Load()) }
+
+// maxResends bounds how often sendUnsolicited re-sends overtaken updates.
+const maxResends = 16
+
+// overtaken returns the current cpusets of the containers of updates when a
+// request was handled since gen, with the new gen; nothing otherwise.
+func (p *Plugin) overtaken(updates []*api.ContainerUpdate, gen uint64) ([]*api.ContainerUpdate, uint64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.gen == gen {
+		return nil, gen
+	}
+	var again []*api.ContainerUpdate
+	for _, u := range updates {
+		if c, ok := p.ctrs[u.GetContainerId()]; ok {
+			again = append(again, cpusetUpdate(c))
+		}
+	}
+	return again, p.gen
 }
 
 // Synced reports whether the plugin is connected and has synchronized.

@@ -32,6 +32,7 @@ func (p *Plugin) Synchronize(_ context.Context, pods []*api.PodSandbox, ctrs []*
 		return nil, err
 	}
 	p.state, p.ctrs = state, map[string]*container{}
+	p.gen++
 
 	podByID := make(map[string]*api.PodSandbox, len(pods))
 	for _, pod := range pods {
@@ -52,11 +53,26 @@ func (p *Plugin) Synchronize(_ context.Context, pods []*api.PodSandbox, ctrs []*
 		return a.GetId() < b.GetId()
 	})
 
+	// The cpusets that containers without exclusive CPUs report are the old
+	// shared pool: an entitled container that reports one of them ran in
+	// the pool (on_insufficient = shared) and has no CPUs of its own to
+	// keep, even when the pool happens to hold exactly its count.
+	choices := make([]syncChoice, len(ordered))
+	poolSets := map[string]bool{}
+	for i, ctr := range ordered {
+		choices[i] = p.syncChoices(podByID[ctr.GetPodSandboxId()], ctr)
+		if choices[i].req.CPUs == 0 {
+			if m, err := topology.ParseMask(ctr.GetLinux().GetResources().GetCpu().GetCpus()); err == nil && !m.IsEmpty() {
+				poolSets[m.String()] = true
+			}
+		}
+	}
+
 	var updates []*api.ContainerUpdate
 	var pending []syncPending
-	for _, ctr := range ordered {
+	for i, ctr := range ordered {
 		pod := podByID[ctr.GetPodSandboxId()]
-		c, req, ok := p.restore(pod, ctr)
+		c, req, ok := p.restore(pod, ctr, choices[i], poolSets)
 		if !ok {
 			pending = append(pending, syncPending{c, req, pod, ctr})
 			continue
@@ -96,10 +112,41 @@ type syncPending struct {
 	ctr *api.Container
 }
 
+// syncChoice is what the rules give a running container: req.CPUs is 0
+// when it is not entitled to exclusive CPUs (or opted out).
+type syncChoice struct {
+	req policy.Request
+}
+
+// syncChoices applies the rules and annotations to a running container; a
+// bad annotation means the defaults, since a running container cannot be
+// failed.
+func (p *Plugin) syncChoices(pod *api.PodSandbox, ctr *api.Container) syncChoice {
+	if pod == nil {
+		pod = &api.PodSandbox{Id: ctr.GetPodSandboxId()}
+	}
+	w := inferWorkload(pod, ctr)
+	opts, optOut := p.defaults, false
+	if p.cfg.Policy.Annotations {
+		var err error
+		if opts, optOut, err = annotationChoices(pod.GetAnnotations(), ctr.GetName(), p.defaults); err != nil {
+			// The defaults, except that a valid opt-out still holds: an
+			// annotation never gives exclusive CPUs.
+			p.log.WithFields(ctrFields(pod, ctr)).WithError(err).Warn("ignoring a bad annotation of a running container")
+			opts, optOut = p.defaults, optedOut(pod.GetAnnotations(), ctr.GetName())
+		}
+	}
+	if w.exclusive == 0 || optOut {
+		return syncChoice{}
+	}
+	return syncChoice{req: policy.Request{CPUs: w.exclusive, Options: opts}}
+}
+
 // restore rebuilds one container's record from what the runtime reports.
 // ok is false for an exclusive container whose reported CPUs cannot be kept:
-// req is then what to allocate for it.
-func (p *Plugin) restore(pod *api.PodSandbox, ctr *api.Container) (c *container, req policy.Request, ok bool) {
+// req is then what to allocate for it. poolSets are the cpusets containers
+// without exclusive CPUs report.
+func (p *Plugin) restore(pod *api.PodSandbox, ctr *api.Container, ch syncChoice, poolSets map[string]bool) (c *container, req policy.Request, ok bool) {
 	if pod == nil {
 		pod = &api.PodSandbox{Id: ctr.GetPodSandboxId()}
 	}
@@ -109,29 +156,33 @@ func (p *Plugin) restore(pod *api.PodSandbox, ctr *api.Container) (c *container,
 	reportedMems, _ := topology.ParseMask(cpu.GetMems())
 	c.cpus, c.mems = reported.String(), reportedMems.String()
 
-	w := inferWorkload(pod, ctr)
-	opts, optOut := p.defaults, false
-	if p.cfg.Policy.Annotations {
-		var err error
-		if opts, optOut, err = annotationChoices(pod.GetAnnotations(), ctr.GetName(), p.defaults); err != nil {
-			// A running container cannot be failed: it gets the defaults.
-			p.log.WithFields(ctrFields(pod, ctr)).WithError(err).Warn("ignoring a bad annotation of a running container")
-			opts, optOut = p.defaults, false
-		}
-	}
-	if w.exclusive == 0 || optOut {
+	req = ch.req
+	if req.CPUs == 0 {
 		return c, req, true
 	}
-	req = policy.Request{CPUs: w.exclusive, Options: opts}
-	if reported.Count() != w.exclusive {
+	if reported.Count() != req.CPUs {
+		return c, req, false
+	}
+	if poolSets[c.cpus] {
+		p.log.WithFields(ctrFields(pod, ctr)).WithField("cpus", c.cpus).
+			Info("reported CPUs are the shared pool, not exclusive CPUs: allocating")
+		return c, req, false
+	}
+	// A claim must leave the shared pool what an allocation would
+	// (min_shared_cpus, and never nothing), or the shared containers would
+	// be left with no CPU: reported cpusets may be anything (tampered,
+	// restored from before a configuration change).
+	if pool := p.state.SharedPool(); pool.Count()-reported.CountAnd(pool) < minShared(p.cfg.Policy.MinSharedCPUs) {
+		p.log.WithFields(ctrFields(pod, ctr)).WithField("cpus", reported.String()).
+			Warn("reported CPUs cannot be kept: the shared pool would drop below min_shared_cpus; reallocating")
 		return c, req, false
 	}
 	if err := p.state.Claim(c.id, reported); err != nil {
 		p.log.WithFields(ctrFields(pod, ctr)).WithError(err).Warn("reported CPUs cannot be kept: reallocating")
 		return c, req, false
 	}
-	c.exclusive, c.policy = true, string(opts.Mode)
-	c.mems = p.state.Mems(reported, opts.Memory).String()
+	c.exclusive, c.policy = true, string(req.Options.Mode)
+	c.mems = p.state.Mems(reported, req.Options.Memory).String()
 	return c, req, true
 }
 

@@ -43,6 +43,13 @@ func inferWorkload(pod *api.PodSandbox, ctr *api.Container) workload {
 		limitMilli:   quotaToMilli(cpu.GetQuota().GetValue(), cpu.GetPeriod().GetValue()),
 	}
 	w.qos = qosOf(pod.GetLinux().GetCgroupParent(), w)
+	if w.qos == Guaranteed && strings.Contains(strings.ToLower(pod.GetLinux().GetCgroupParent()), "kubepods") &&
+		cpu.GetShares().GetValue() >= kubeletMaxShares && w.limitMilli > w.requestMilli {
+		// The kubelet caps cpu.shares at 256 CPUs, and a Guaranteed
+		// container's request equals its limit (the API server enforces
+		// it): a larger request shows only in the limit.
+		w.requestMilli = w.limitMilli
+	}
 	oom := ctr.GetLinux().GetOomScoreAdj()
 	switch {
 	case w.qos != Guaranteed:
@@ -88,13 +95,27 @@ func qosOf(cgroupParent string, w workload) QoS {
 // no machine has a million CPUs.
 const maxMilli = 1_000_000_000
 
+// kubeletMaxShares is the kubelet's cap on cpu.shares (MaxShares): 256 CPUs.
+const kubeletMaxShares = 262144
+
 // sharesToMilli reverses the kubelet's milliCPU → cpu.shares conversion;
 // shares ≤ 2 mean no request.
 func sharesToMilli(shares uint64) int64 {
 	if shares <= 2 {
 		return 0
 	}
-	return min(int64(math.Round(float64(shares)*1000/1024)), maxMilli)
+	return clampMilli(float64(shares) * 1000 / 1024)
+}
+
+// clampMilli rounds a milliCPU amount computed in floating point and
+// bounds it by maxMilli before converting: converting a float beyond the
+// int64 range is implementation-defined in Go (MinInt64 on amd64, a
+// saturated value on arm64), so clamping afterwards would be too late.
+func clampMilli(v float64) int64 {
+	if v >= maxMilli {
+		return maxMilli
+	}
+	return int64(math.Round(v))
 }
 
 // quotaToMilli reverses the limit → quota/period conversion; a missing or
@@ -103,5 +124,5 @@ func quotaToMilli(quota int64, period uint64) int64 {
 	if quota <= 0 || period == 0 {
 		return 0
 	}
-	return min(int64(math.Round(float64(quota)*1000/float64(period))), maxMilli)
+	return clampMilli(float64(quota) * 1000 / float64(period))
 }

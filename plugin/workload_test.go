@@ -54,7 +54,17 @@ func TestInferWorkload(t *testing.T) {
 		{"no Kubernetes parent, request = limit", "/custom", 2048, 200000, 100000, nil, Guaranteed, 2, ""},
 		{"no Kubernetes parent, no resources", "", 0, 0, 0, nil, BestEffort, 0, "QoS class BestEffort"},
 		{"unlimited quota -1", "/kubepods/pod1", 2048, -1, 100000, &guaranteedOOM, Guaranteed, 0, "differs from limit"},
-		{"huge shares do not overflow", "/kubepods/pod1", 1 << 62, 1 << 62, 1, &guaranteedOOM, Guaranteed, 0, ""},
+		// Both bounded to maxMilli (a million CPUs): equal, so the allocation
+		// fails with a clear error. The quota used to overflow int64 on the
+		// way (MinInt64 on amd64, so "shared"; saturated on arm64).
+		{"huge shares and quota do not overflow", "/kubepods/pod1", 1 << 62, 1 << 62, 1, &guaranteedOOM, Guaranteed, maxMilli / 1000, ""},
+		{"huge quota alone does not overflow", "/kubepods/pod1", 2048, 1 << 62, 1, &guaranteedOOM, Guaranteed, 0, "differs from limit 1000000000m"},
+		// The kubelet caps cpu.shares at 262144 (256 CPUs): a Guaranteed
+		// container of 300 CPUs shows shares 262144, quota 300 CPUs.
+		{"Guaranteed above the kubelet's shares cap", "/kubepods/pod1", 262144, 30000000, 100000, &guaranteedOOM, Guaranteed, 300, ""},
+		{"Guaranteed at the shares cap exactly", "/kubepods/pod1", 262144, 25600000, 100000, &guaranteedOOM, Guaranteed, 256, ""},
+		{"Burstable at the shares cap stays shared", "/kubepods/burstable/pod1", 262144, 30000000, 100000, &burstableOOM, Burstable, 0, "QoS class Burstable"},
+		{"no Kubernetes parent at the shares cap: request ≠ limit", "/custom", 262144, 30000000, 100000, nil, Burstable, 0, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

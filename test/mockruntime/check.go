@@ -3,6 +3,7 @@ package mockruntime
 import (
 	"context"
 	"fmt"
+	"time"
 )
 
 // Step names one thing that changed (or tried to change) the model.
@@ -64,7 +65,8 @@ func (r *Runtime) TakeViolations() []Violation {
 	return v
 }
 
-// FailedUpdates returns every container update the model could not apply.
+// FailedUpdates returns the container updates the model could not apply
+// (the most recent 256; FailedUpdateCount counts them all).
 func (r *Runtime) FailedUpdates() []FailedUpdate {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -86,7 +88,13 @@ func (r *Runtime) Containers() []ContainerInfo {
 
 // Container returns one container's current view.
 func (r *Runtime) Container(id string) (ContainerInfo, bool) {
-	return r.Snapshot().Container(id)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e, ok := r.ctrs[id]
+	if !ok {
+		return ContainerInfo{}, false
+	}
+	return e.info(), true
 }
 
 // WaitFor blocks until cond holds for the model, re-checking after every
@@ -114,13 +122,26 @@ func (r *Runtime) notifyLocked() {
 	r.changed = make(chan struct{})
 }
 
-// step records that op finished and runs the checks on the model.
+// step records that op finished and runs the checks on the model. The
+// model is copied only when there are checks to run: at 1000 containers a
+// copy costs about as much as the request itself.
 func (r *Runtime) step(op, id string, err error) {
+	r.checkMu.Lock()
+	checks := len(r.checks)
+	r.checkMu.Unlock()
+
 	r.mu.Lock()
 	r.steps++
-	s := r.snapshotLocked(Step{Seq: r.steps, Op: op, ID: id, Err: err})
+	st := Step{Seq: r.steps, Op: op, ID: id, Err: err}
+	var s Snapshot
+	if checks > 0 {
+		s = r.snapshotLocked(st)
+	}
 	r.notifyLocked()
 	r.mu.Unlock()
+	if checks == 0 {
+		return
+	}
 
 	r.checkMu.Lock()
 	defer r.checkMu.Unlock()
@@ -128,5 +149,40 @@ func (r *Runtime) step(op, id string, err error) {
 		if verr := fn(s); verr != nil {
 			r.violations = append(r.violations, Violation{Step: s.Step, Err: verr})
 		}
+	}
+}
+
+// maxFailedUpdates bounds the failed updates the runtime remembers, so that
+// a long churn run does not grow without bound.
+const maxFailedUpdates = 256
+
+// recordFailedLocked remembers a failed update; the caller holds r.mu.
+func (r *Runtime) recordFailedLocked(f FailedUpdate) {
+	r.nFailed++
+	if len(r.failed) == maxFailedUpdates {
+		r.failed = append(r.failed[:0], r.failed[1:]...)
+	}
+	r.failed = append(r.failed, f)
+}
+
+// FailedUpdateCount is the number of container updates the model could not
+// apply since the runtime was created (FailedUpdates keeps the last 1024).
+func (r *Runtime) FailedUpdateCount() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.nFailed
+}
+
+// Steps is the number of steps recorded so far.
+func (r *Runtime) Steps() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.steps
+}
+
+// timed reports an adaptation call's duration to WithRoundTripObserver.
+func (r *Runtime) timed(op string, start time.Time) {
+	if r.roundTrip != nil {
+		r.roundTrip(op, time.Since(start))
 	}
 }

@@ -2,6 +2,7 @@ package mockruntime
 
 import (
 	"maps"
+	"slices"
 	"sort"
 
 	"github.com/containerd/nri/pkg/api"
@@ -116,21 +117,63 @@ func (e *ctrEntry) info() ContainerInfo {
 	}
 }
 
-// snapshotLocked copies the model; the caller holds r.mu.
+// snapshotLocked copies the model; the caller holds r.mu. The ordered
+// lists are kept in creation order as entries come and go, so a snapshot
+// is one pass over them, without sorting.
 func (r *Runtime) snapshotLocked(step Step) Snapshot {
-	s := Snapshot{Step: step}
-	for _, e := range r.pods {
+	s := Snapshot{
+		Step:       step,
+		Pods:       make([]PodInfo, 0, len(r.podOrder)),
+		Containers: make([]ContainerInfo, 0, len(r.ctrOrder)),
+	}
+	for _, e := range r.podOrder {
 		s.Pods = append(s.Pods, PodInfo{
 			ID: e.pod.ID, Name: e.pod.Name, Namespace: e.pod.Namespace, UID: e.pod.UID,
 			QoS: e.pod.QoS, Running: e.on, Seq: e.seq,
 		})
 	}
-	for _, e := range r.ctrs {
+	for _, e := range r.ctrOrder {
 		s.Containers = append(s.Containers, e.info())
 	}
-	sort.Slice(s.Pods, func(i, j int) bool { return s.Pods[i].Seq < s.Pods[j].Seq })
-	sort.Slice(s.Containers, func(i, j int) bool { return s.Containers[i].Seq < s.Containers[j].Seq })
 	return s
+}
+
+// addPodLocked and the three functions below keep the maps and the
+// creation-ordered lists in step; the caller holds r.mu.
+func (r *Runtime) addPodLocked(e *podEntry) {
+	r.pods[e.pod.ID] = e
+	i := sort.Search(len(r.podOrder), func(i int) bool { return r.podOrder[i].seq > e.seq })
+	r.podOrder = slices.Insert(r.podOrder, i, e)
+}
+
+func (r *Runtime) removePodLocked(id string) {
+	e := r.pods[id]
+	if e == nil {
+		return
+	}
+	delete(r.pods, id)
+	i := sort.Search(len(r.podOrder), func(i int) bool { return r.podOrder[i].seq >= e.seq })
+	if i < len(r.podOrder) && r.podOrder[i] == e {
+		r.podOrder = slices.Delete(r.podOrder, i, i+1)
+	}
+}
+
+func (r *Runtime) addCtrLocked(e *ctrEntry) {
+	r.ctrs[e.ctr.ID] = e
+	i := sort.Search(len(r.ctrOrder), func(i int) bool { return r.ctrOrder[i].seq > e.seq })
+	r.ctrOrder = slices.Insert(r.ctrOrder, i, e)
+}
+
+func (r *Runtime) removeCtrLocked(id string) {
+	e := r.ctrs[id]
+	if e == nil {
+		return
+	}
+	delete(r.ctrs, id)
+	i := sort.Search(len(r.ctrOrder), func(i int) bool { return r.ctrOrder[i].seq >= e.seq })
+	if i < len(r.ctrOrder) && r.ctrOrder[i] == e {
+		r.ctrOrder = slices.Delete(r.ctrOrder, i, i+1)
+	}
 }
 
 // applyUpdatesLocked applies container updates to the model the way
@@ -153,7 +196,7 @@ func (r *Runtime) applyUpdatesLocked(op string, updates []*api.ContainerUpdate) 
 			reason = "container is " + e.nri.GetState().String()
 		}
 		if reason != "" {
-			r.failed = append(r.failed, FailedUpdate{
+			r.recordFailedLocked(FailedUpdate{
 				Op: op, ContainerID: u.GetContainerId(), Reason: reason, IgnoreFailure: u.GetIgnoreFailure(),
 			})
 			if !u.GetIgnoreFailure() {
@@ -222,20 +265,18 @@ func mergeResources(c *api.Container, src *api.LinuxResources) {
 // syncStateLocked lists live pods and containers for Synchronize, in
 // creation order unless a shuffle seed was given. The caller holds r.mu.
 func (r *Runtime) syncStateLocked() ([]*api.PodSandbox, []*api.Container) {
-	var pods []*podEntry
-	for _, e := range r.pods {
+	pods := make([]*podEntry, 0, len(r.podOrder))
+	for _, e := range r.podOrder {
 		if e.on {
 			pods = append(pods, e)
 		}
 	}
-	var ctrs []*ctrEntry
-	for _, e := range r.ctrs {
+	ctrs := make([]*ctrEntry, 0, len(r.ctrOrder))
+	for _, e := range r.ctrOrder {
 		if e.live() {
 			ctrs = append(ctrs, e)
 		}
 	}
-	sort.Slice(pods, func(i, j int) bool { return pods[i].seq < pods[j].seq })
-	sort.Slice(ctrs, func(i, j int) bool { return ctrs[i].seq < ctrs[j].seq })
 	if r.shuffle != nil {
 		r.shuffle.Shuffle(len(pods), func(i, j int) { pods[i], pods[j] = pods[j], pods[i] })
 		r.shuffle.Shuffle(len(ctrs), func(i, j int) { ctrs[i], ctrs[j] = ctrs[j], ctrs[i] })

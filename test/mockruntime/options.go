@@ -24,6 +24,7 @@ type config struct {
 	shuffleSeed         *int64
 	checks              []CheckFunc
 	nriOptions          []adaptation.Option
+	roundTrip           func(op string, took time.Duration)
 }
 
 // WithRuntimeName sets the runtime name and version plugins see in
@@ -116,6 +117,18 @@ func WithCheck(fn CheckFunc) Option {
 func WithAdaptationOptions(opts ...adaptation.Option) Option {
 	return func(c *config) error {
 		c.nriOptions = append(c.nriOptions, opts...)
+		return nil
+	}
+}
+
+// WithRoundTripObserver calls fn with the duration of every request the
+// runtime relays to plugins through the adaptation (CreateContainer,
+// StartContainer, UpdateContainer, StopContainer, RemoveContainer): the
+// NRI round trip alone, without the mock runtime's bookkeeping and checks.
+// fn runs on the request path and must be fast.
+func WithRoundTripObserver(fn func(op string, took time.Duration)) Option {
+	return func(c *config) error {
+		c.roundTrip = fn
 		return nil
 	}
 }

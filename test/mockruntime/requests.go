@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"time"
 
 	"github.com/containerd/nri/pkg/adaptation"
 	"github.com/containerd/nri/pkg/api"
@@ -27,7 +28,7 @@ func (r *Runtime) RunPod(pod *Pod) error {
 			return err
 		}
 		r.mu.Lock()
-		r.pods[pod.ID] = &podEntry{pod: pod, nri: sb, seq: seq, on: true}
+		r.addPodLocked(&podEntry{pod: pod, nri: sb, seq: seq, on: true})
 		r.mu.Unlock()
 		return nil
 	})
@@ -51,10 +52,12 @@ func (r *Runtime) CreateContainer(pod *Pod, ctr *Container) (cpus, mems string, 
 		nc.CreatedAt = now
 		r.mu.Unlock()
 
+		start := time.Now()
 		rpl, err := a.CreateContainer(ctx, &api.CreateContainerRequest{
 			Pod:       sb,
 			Container: proto.Clone(nc).(*api.Container),
 		})
+		r.timed("CreateContainer", start)
 		if err != nil {
 			// containerd creates nothing. Its undo path relays Stop and
 			// Remove only for containers its NRI layer marked created,
@@ -65,7 +68,7 @@ func (r *Runtime) CreateContainer(pod *Pod, ctr *Container) (cpus, mems string, 
 		r.mu.Lock()
 		r.applyUpdatesLocked("CreateContainer", rpl.GetUpdate())
 		mergeResources(nc, rpl.GetAdjust().GetLinux().GetResources())
-		r.ctrs[ctr.ID] = &ctrEntry{ctr: ctr, nri: nc, seq: seq, adjust: rpl.GetAdjust().Strip()}
+		r.addCtrLocked(&ctrEntry{ctr: ctr, nri: nc, seq: seq, adjust: rpl.GetAdjust().Strip()})
 		cpu := nc.GetLinux().GetResources().GetCpu()
 		cpus, mems = cpu.GetCpus(), cpu.GetMems()
 		post := &api.PostCreateContainerRequest{Pod: sb, Container: proto.Clone(nc).(*api.Container)}
@@ -108,24 +111,72 @@ func (r *Runtime) InjectContainer(pod *Pod, ctr *Container, cpus, mems string) e
 		}
 		if r.pods[pod.ID] == nil {
 			seq, _ := r.nextLocked()
-			r.pods[pod.ID] = &podEntry{pod: pod, nri: pod.Sandbox(r.cfg.node), seq: seq, on: true}
+			r.addPodLocked(&podEntry{pod: pod, nri: pod.Sandbox(r.cfg.node), seq: seq, on: true})
 		}
 		nc := ctr.NRI(r.cfg.node)
 		seq, now := r.nextLocked()
 		nc.CreatedAt, nc.StartedAt = now, now
 		nc.State = api.ContainerState_CONTAINER_RUNNING
 		mergeResources(nc, &api.LinuxResources{Cpu: &api.LinuxCPU{Cpus: cpus, Mems: mems}})
-		r.ctrs[ctr.ID] = &ctrEntry{ctr: ctr, nri: nc, seq: seq, injected: true}
+		r.addCtrLocked(&ctrEntry{ctr: ctr, nri: nc, seq: seq, injected: true})
 		return nil
 	}
-	err := r.request("InjectContainer", ctr.ID, func(context.Context, *adaptation.Adaptation) error {
-		return inject()
-	})
+	return r.silently("InjectContainer", ctr.ID, inject)
+}
+
+// ExitContainer marks a live container STOPPED without telling any
+// plugin: its process exited and the runtime relays no StopContainer
+// (CRI-O relays none for a container that exits by itself, and containerd
+// relays none while no plugin is connected). The plugin next hears of it
+// in RemoveContainer, or not at all when it synchronizes first (stopped
+// containers are not listed). Works while the runtime is stopped.
+func (r *Runtime) ExitContainer(ctr *Container) error {
+	exit := func() error {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		e := r.ctrs[ctr.ID]
+		if e == nil {
+			return fmt.Errorf("mockruntime: no container %s", ctr.ID)
+		}
+		if e.live() {
+			e.nri.State = api.ContainerState_CONTAINER_STOPPED
+			_, e.nri.FinishedAt = r.nextLocked()
+		}
+		return nil
+	}
+	return r.silently("ExitContainer", ctr.ID, exit)
+}
+
+// SetCPUSet sets a container's cpuset.cpus and cpuset.mems in the model
+// exactly as given ("" clears a field), without telling any plugin: what
+// the runtime would report after someone else rewrote the cgroup, after a
+// crash left a half-applied update, or for a container restored from disk
+// whose CPUs no longer exist. Works while the runtime is stopped.
+func (r *Runtime) SetCPUSet(ctr *Container, cpus, mems string) error {
+	set := func() error {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		e := r.ctrs[ctr.ID]
+		if e == nil {
+			return fmt.Errorf("mockruntime: no container %s", ctr.ID)
+		}
+		mergeResources(e.nri, &api.LinuxResources{Cpu: &api.LinuxCPU{}})
+		cpu := e.nri.Linux.Resources.Cpu
+		cpu.Cpus, cpu.Mems = cpus, mems
+		return nil
+	}
+	return r.silently("SetCPUSet", ctr.ID, set)
+}
+
+// silently changes the model without relaying anything to plugins, as a
+// step (checks run), under the NRI lock whether or not the runtime runs.
+func (r *Runtime) silently(op, id string, fn func() error) error {
+	err := r.request(op, id, func(context.Context, *adaptation.Adaptation) error { return fn() })
 	if errors.Is(err, ErrNotRunning) {
 		r.nriMu.Lock()
 		defer r.nriMu.Unlock()
-		err = inject()
-		r.step("InjectContainer", ctr.ID, err)
+		err = fn()
+		r.step(op, id, err)
 	}
 	return err
 }
@@ -138,7 +189,10 @@ func (r *Runtime) StartContainer(ctr *Container) error {
 		if err != nil {
 			return err
 		}
-		if err := a.StartContainer(ctx, &api.StartContainerRequest{Pod: sb, Container: nc}); err != nil {
+		start := time.Now()
+		err = a.StartContainer(ctx, &api.StartContainerRequest{Pod: sb, Container: nc})
+		r.timed("StartContainer", start)
+		if err != nil {
 			return err
 		}
 		r.mu.Lock()
@@ -174,7 +228,9 @@ func (r *Runtime) StopContainer(ctr *Container) error {
 		nc := proto.Clone(e.nri).(*api.Container)
 		r.mu.Unlock()
 
+		start := time.Now()
 		rpl, err := a.StopContainer(ctx, &api.StopContainerRequest{Pod: sb, Container: nc})
+		r.timed("StopContainer", start)
 		if err != nil {
 			return err
 		}
@@ -199,9 +255,12 @@ func (r *Runtime) RemoveContainer(ctr *Container) error {
 			return err
 		}
 		r.mu.Lock()
-		delete(r.ctrs, ctr.ID)
+		r.removeCtrLocked(ctr.ID)
 		r.mu.Unlock()
-		return a.RemoveContainer(ctx, &api.RemoveContainerRequest{Pod: sb, Container: nc})
+		start := time.Now()
+		err = a.RemoveContainer(ctx, &api.RemoveContainerRequest{Pod: sb, Container: nc})
+		r.timed("RemoveContainer", start)
+		return err
 	})
 }
 
@@ -217,11 +276,13 @@ func (r *Runtime) UpdateContainer(ctr *Container, resources *api.LinuxResources)
 		if resources == nil {
 			resources = &api.LinuxResources{}
 		}
+		start := time.Now()
 		rpl, err := a.UpdateContainer(ctx, &api.UpdateContainerRequest{
 			Pod:            sb,
 			Container:      nc,
 			LinuxResources: resources.Copy(),
 		})
+		r.timed("UpdateContainer", start)
 		if err != nil {
 			return err
 		}
@@ -295,7 +356,7 @@ func (r *Runtime) RemovePod(pod *Pod) error {
 			r.mu.Unlock()
 			return fmt.Errorf("mockruntime: no pod %s", pod.ID)
 		}
-		delete(r.pods, pod.ID)
+		r.removePodLocked(pod.ID)
 		sb := proto.Clone(pe.nri).(*api.PodSandbox)
 		r.mu.Unlock()
 		return a.RemovePodSandbox(ctx, &api.RemovePodSandboxRequest{Pod: sb})

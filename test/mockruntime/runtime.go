@@ -40,18 +40,23 @@ type Runtime struct {
 	mu       sync.Mutex // the model; innermost lock
 	pods     map[string]*podEntry
 	ctrs     map[string]*ctrEntry
+	podOrder []*podEntry // the pods, in creation order (by seq)
+	ctrOrder []*ctrEntry // the containers, in creation order (by seq)
 	seq      int
 	lastTime int64
 	steps    int
-	failed   []FailedUpdate
+	failed   []FailedUpdate // the most recent maxFailedUpdates
+	nFailed  int            // every failed update ever
 	changed  chan struct{}
 	shuffle  *rand.Rand
-	syncErrs []error // one per external plugin sync, in order
-	syncUsed int     // how many of them WaitForSync has returned for
+	syncErrs []error // external plugin syncs WaitForSync has not returned for yet, in order
 
 	checkMu    sync.Mutex
 	checks     []CheckFunc
 	violations []Violation
+
+	// roundTrip, if set, is told how long each adaptation call took.
+	roundTrip func(op string, took time.Duration)
 }
 
 // New prepares a runtime in a fresh short temp directory (unix socket paths
@@ -77,6 +82,8 @@ func New(opts ...Option) (*Runtime, error) {
 		ctrs:    map[string]*ctrEntry{},
 		changed: make(chan struct{}),
 		checks:  append([]CheckFunc(nil), cfg.checks...),
+
+		roundTrip: cfg.roundTrip,
 	}
 	if cfg.shuffleSeed != nil {
 		r.shuffle = rand.New(rand.NewSource(*cfg.shuffleSeed))
@@ -270,7 +277,7 @@ func (r *Runtime) update(_ context.Context, updates []*adaptation.ContainerUpdat
 // returns the plugin's Synchronize error, if any.
 func (r *Runtime) WaitForSync(ctx context.Context) error {
 	r.mu.Lock()
-	for len(r.syncErrs) <= r.syncUsed {
+	for len(r.syncErrs) == 0 {
 		ch := r.changed
 		r.mu.Unlock()
 		select {
@@ -280,8 +287,8 @@ func (r *Runtime) WaitForSync(ctx context.Context) error {
 		}
 		r.mu.Lock()
 	}
-	err := r.syncErrs[r.syncUsed]
-	r.syncUsed++
+	err := r.syncErrs[0]
+	r.syncErrs = r.syncErrs[1:]
 	r.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("mockruntime: plugin synchronization failed: %w", err)

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/numaspread/numaspread/config"
 	"github.com/numaspread/numaspread/plugin"
+	"github.com/numaspread/numaspread/test/invariants"
 	"github.com/numaspread/numaspread/test/mockruntime"
 	"github.com/numaspread/numaspread/topology"
 	"github.com/numaspread/numaspread/topology/synth"
@@ -51,9 +51,10 @@ func TestMain(m *testing.M) {
 
 // buildBinary runs go build ./cmd/numaspread into dir.
 func buildBinary(dir string) (string, error) {
+	// go test puts $GOROOT/bin first in PATH.
 	goTool, err := exec.LookPath("go")
 	if err != nil {
-		goTool = filepath.Join(runtime.GOROOT(), "bin", "go")
+		return "", fmt.Errorf("go build ./cmd/numaspread: %w", err)
 	}
 	out := filepath.Join(dir, "numaspread")
 	cmd := exec.Command(goTool, "build", "-o", out, "github.com/numaspread/numaspread/cmd/numaspread")
@@ -137,7 +138,7 @@ type env struct {
 	sysfs   string // the synthetic machine as a sysfs tree (binary mode)
 	cfgFile string
 	rt      *mockruntime.Runtime
-	chk     *checker
+	chk     *invariants.Checker
 
 	logLevel string
 	bench    bool
@@ -174,7 +175,7 @@ func newEnv(t testing.TB, m mode, s setup) *env {
 	if e.cfg, err = config.Parse(e.cfgFile, []byte(s.config)); err != nil {
 		t.Fatalf("scenario config: %v", err)
 	}
-	if e.chk, err = newChecker(e.topo, e.cfg); err != nil {
+	if e.chk, err = invariants.New(e.topo, e.cfg); err != nil {
 		t.Fatalf("scenario config: %v", err)
 	}
 	if m == binary {
@@ -185,7 +186,7 @@ func newEnv(t testing.TB, m mode, s setup) *env {
 	}
 	opts := append([]mockruntime.Option(nil), s.rtOpts...)
 	if !s.bench {
-		opts = append(opts, mockruntime.WithCheck(e.chk.check))
+		opts = append(opts, mockruntime.WithCheck(e.chk.Check))
 	}
 	e.rt = mockruntime.NewForTest(t, opts...)
 	// Runs after the plugin is stopped (cleanups run last-in first-out)
@@ -248,7 +249,7 @@ func (e *env) waitSync(why string) time.Duration {
 // window until the next successful Synchronize.
 func (e *env) killPlugin() {
 	e.t.Helper()
-	e.chk.pluginDown()
+	e.chk.PluginDown()
 	e.plugin.kill()
 }
 
@@ -344,7 +345,7 @@ func (e *env) fatalf(format string, args ...any) {
 
 func (e *env) describe() string {
 	s := e.rt.Snapshot()
-	return e.chk.describe(s, e.chk.judge(s))
+	return e.chk.Describe(s, e.chk.Judge(s))
 }
 
 // verify fails the test at once if a step since the last call violated an
@@ -365,7 +366,7 @@ func (e *env) verify() {
 // runPod starts a pod (registering it with the checker first).
 func (e *env) runPod(p *mockruntime.Pod) *mockruntime.Pod {
 	e.t.Helper()
-	e.chk.addPod(p)
+	e.chk.AddPod(p)
 	if err := e.rt.RunPod(p); err != nil {
 		e.fatalf("RunPod %s: %v", p.ID, err)
 	}
@@ -453,7 +454,12 @@ func (e *env) ctr(id string) mockruntime.ContainerInfo {
 
 // pool is the shared pool as the checker derives it from the model now.
 func (e *env) pool() topology.Mask {
-	return e.chk.judge(e.rt.Snapshot()).pool
+	return e.chk.Judge(e.rt.Snapshot()).Pool
+}
+
+// reserved is the configuration's reserved CPUs.
+func (e *env) reserved() topology.Mask {
+	return mask(e.t, e.cfg.Policy.ReservedCPUs)
 }
 
 // expect checks a container's cpuset (mems "" is not checked).

@@ -102,7 +102,7 @@ func TestSharedPool(t *testing.T) {
 					e.fatalf("error %q does not name the container default/big/app", err)
 				}
 				fits := e.launch(guaranteedPod("fits", tc.fits))
-				if c := e.ctr("fits.app"); mask(t, c.Cpus).Intersects(e.chk.reserved) {
+				if c := e.ctr("fits.app"); mask(t, c.Cpus).Intersects(e.reserved()) {
 					e.fatalf("fits.app got reserved CPUs: %s", c.Cpus)
 				}
 				if p := e.pool(); p.Count() < max(1, e.cfg.Policy.MinSharedCPUs) {
@@ -173,7 +173,7 @@ func TestInsufficient(t *testing.T) {
 				pod := guaranteedPod("analytics", 8).WithNamespace("team-a")
 				e.runPod(pod)
 				if onInsufficient == "shared" {
-					e.chk.expectFallback(pod.Container("app").ID)
+					e.chk.ExpectFallback(pod.Container("app").ID)
 					c := e.run(pod, "app")
 					e.expectShared(c.ID)
 					e.expectShared("web.app")
@@ -360,8 +360,8 @@ func TestDoubleClaim(t *testing.T) {
 
 		e.killPlugin()
 		twin := guaranteedPod("twin", 4)
-		e.chk.addPod(twin)
-		e.chk.uncheckedUntilSync(twin.Container("app").ID)
+		e.chk.AddPod(twin)
+		e.chk.UncheckedUntilSync(twin.Container("app").ID)
 		if err := e.rt.InjectContainer(twin, twin.Container("app"), held.Cpus, held.Mems); err != nil {
 			e.fatalf("InjectContainer: %v", err)
 		}
