@@ -215,6 +215,7 @@ const (
 	cLive                  // created or running (see the runtime for which)
 	cStopped               // stopped (StopContainer relayed, or exited silently)
 	cRemoved
+	cFailed // its creation was rejected and the kubelet gave up (backed off)
 )
 
 type ctr struct {
@@ -881,11 +882,8 @@ func creatable(c *ctr) bool {
 		if o == c {
 			return true
 		}
-		if o.init && (o.state == cPending || o.state == cLive) {
-			return false
-		}
-		if c.init && !o.init {
-			continue
+		if o.init && o.state != cStopped && o.state != cRemoved {
+			return false // an init container before it has not completed
 		}
 	}
 	return true
@@ -922,6 +920,8 @@ func (r *runner) create(c *ctr) {
 	cpus, _, err := r.rt.CreateContainer(pod, c.c)
 	if err == nil {
 		c.state = cLive
+	} else if r.rng.Intn(4) > 0 {
+		c.state = cFailed // the kubelet backs off; a quarter are retried later
 	}
 	ref := pod.Namespace + "/" + pod.Name + "/" + c.c.Spec.Name
 	if down {

@@ -451,6 +451,7 @@ func (c *Checker) judgeLocked(s mockruntime.Snapshot) Verdict {
 	}
 	var live []*entry
 	var exitedHeld []*entry
+	grandfathered := false // a container placed under an earlier configuration holds CPUs
 	present := make(map[string]bool, len(s.Containers))
 	for _, ci := range s.Containers {
 		present[ci.ID] = true
@@ -460,6 +461,7 @@ func (c *Checker) judgeLocked(s mockruntime.Snapshot) Verdict {
 				if r, n := c.roleOf(ci); r == Exclusive && n > 0 && ci.Cpus != "" {
 					if cpus, err := c.parse(ci.Cpus); err == nil && cpus.Count() == n {
 						exitedHeld = append(exitedHeld, &entry{ci: ci, n: n, role: Exclusive, cpus: cpus, ok: true})
+						grandfathered = grandfathered || c.grandfathered[ci.ID]
 					}
 				}
 			}
@@ -536,9 +538,14 @@ func (c *Checker) judgeLocked(s mockruntime.Snapshot) Verdict {
 		for _, e := range cands {
 			set := e.ci.Cpus
 			var fb bool
-			if pool != "" {
+			switch {
+			case pool != "":
 				fb = set == pool
-			} else {
+			case window && sharedSets[set] > 0:
+				// Shared containers may lag in a window, but a cpuset
+				// equal to one of theirs is a pool, never exclusive CPUs.
+				fb = true
+			default:
 				fb = e.cpus.Count() != e.n || c.inferred[e.ci.ID] == set
 			}
 			if fb {
@@ -583,7 +590,6 @@ func (c *Checker) judgeLocked(s mockruntime.Snapshot) Verdict {
 		cpus topology.Mask
 	}
 	var shared []sharedCtr
-	grandfathered := false
 	for _, e := range live {
 		ci, cpus := e.ci, e.cpus
 		if e.role == Shared && e.n > 0 {

@@ -194,6 +194,28 @@ func TestCheckerWindows(t *testing.T) {
 		expect(t, chk.Check(snap("Synchronize", g("db", "2-3", "0", 2), b("web", "0-1,4-15", "0-1"))), "S3: db: exclusive cpus 2-3 include reserved CPUs 3")
 	})
 
+	t.Run("grandfathered-exited-container-keeps-the-exemption", func(t *testing.T) {
+		chk := newChk(t, "")
+		expect(t, chk.Check(snap("CreateContainer", g("db", "2-13", "0-1", 12), b("web", "0-1,14-15", "0-1"))), "")
+		cfg, _ := config.Parse("c.toml", []byte("[policy]\nmin_shared_cpus = 6\n"))
+		if err := chk.Reconfigure(cfg); err != nil {
+			t.Fatal(err)
+		}
+		gone := g("db", "2-13", "0-1", 12)
+		gone.State = api.ContainerState_CONTAINER_STOPPED
+		chk.Exited("db")
+		// The plugin still holds db's CPUs: the pool of 4 stays below 6.
+		expect(t, chk.Check(snap("ExitContainer", gone, b("web", "0-1,14-15", "0-1"))), "")
+	})
+
+	t.Run("window-recognises-a-fallback-by-a-shared-cpuset", func(t *testing.T) {
+		chk := newChk(t, "")
+		chk.InferFallbacks()
+		chk.PluginDown()
+		// A dying plugin placed fb in the pool (count happens to match).
+		expect(t, chk.Check(snap("CreateContainer", g("db", "0-13", "0-1", 14), g("fb", "14-15", "1", 2), b("web", "14-15", "1"))), "")
+	})
+
 	t.Run("exited-containers-hold-their-cpus", func(t *testing.T) {
 		chk := newChk(t, "")
 		gone := g("db", "2-3", "0", 2)

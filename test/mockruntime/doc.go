@@ -17,7 +17,12 @@
 //     the running pods and the created or running containers, with their
 //     current cpusets, in creation order (or shuffled, WithShuffledSync).
 //   - Lifecycle control: Start, Stop, Restart, pre-installed plugins,
-//     timeouts, and a hook that checks invariants after every step.
+//     timeouts, and a hook that checks invariants after every step (the
+//     model is copied for it only when checks are installed).
+//   - Faults a runtime really produces: InjectContainer (a container no
+//     plugin saw created), ExitContainer (a container that stops with no
+//     StopContainer relayed), SetCPUSet (a cpuset no plugin set: empty,
+//     overlapping, naming CPUs that are gone).
 //
 // Runtime restarts: adaptation.Stop does not disconnect external plugins and
 // the adaptation accepts no custom listener, so external plugins dial a

@@ -64,10 +64,10 @@ func populate(b *testing.B, n int) (*env, []*mockruntime.Pod) {
 //
 // Metrics: create-* is the round trip as the CRI caller sees it;
 // handler-create-* is the plugin's CreateContainer handler alone (its
-// Observer); stop+remove-* the removal round trip; model-step-* what the
-// mock runtime's bookkeeping costs per step (it copies and sorts its whole
-// model after every step, for its invariant hooks: a create is one step, a
-// stop + remove two), which a real runtime does not pay.
+// Observer); stop+remove-* the removal round trip; model-step-* what a
+// copy of the mock runtime's model costs (made after every step only when
+// invariant checks are installed, which benchmarks do not do; a real
+// runtime does not pay it).
 func BenchmarkCreateContainer(b *testing.B) {
 	kinds := []struct {
 		name string
@@ -105,7 +105,7 @@ func BenchmarkCreateContainer(b *testing.B) {
 							b.Fatal(err)
 						}
 						t2 := time.Now()
-						e.rt.Snapshot() // the copy every step makes
+						e.rt.Snapshot() // the copy a step makes when checks are installed
 						t3 := time.Now()
 						if err := e.rt.RemovePod(p); err != nil {
 							b.Fatal(err)
