@@ -292,12 +292,19 @@ func ParseMask(s string) (Mask, error) {
 				return Mask{}, fmt.Errorf("invalid cpulist %q: range %q is reversed", s, part)
 			}
 		}
-		m.grow(last >> 6)
-		for c := first; c <= last; c++ {
-			m.Set(c)
-		}
+		m.setRange(first, last)
 	}
 	return m, nil
+}
+
+// setRange adds first..last (inclusive) a word at a time, so that a
+// hostile cpulist of wide, repeated ranges costs words, not CPUs.
+func (m *Mask) setRange(first, last int) {
+	m.grow(last >> 6)
+	for w := first >> 6; w <= last>>6; w++ {
+		lo, hi := max(first, w<<6)&63, min(last, w<<6|63)&63
+		m.words[w] |= (^uint64(0) >> (63 - hi)) &^ (1<<lo - 1)
+	}
 }
 
 func parseCPUID(s string) (int, error) {

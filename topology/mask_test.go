@@ -1,6 +1,7 @@
 package topology
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -176,4 +177,17 @@ func FuzzParseMask(f *testing.F) {
 			t.Fatalf("round trip of %q changed the count", s)
 		}
 	})
+}
+
+func TestParseMaskRangesMatchCPUByCPU(t *testing.T) {
+	for _, r := range [][2]int{{0, 0}, {0, 63}, {1, 62}, {63, 64}, {60, 130}, {64, 127}, {5, 300}, {4095, 4095}} {
+		got := MustParseMask(fmt.Sprintf("%d-%d", r[0], r[1]))
+		var want Mask
+		for c := r[0]; c <= r[1]; c++ {
+			want.Set(c)
+		}
+		if !got.Equals(want) || got.Count() != r[1]-r[0]+1 {
+			t.Errorf("%d-%d parsed as %s", r[0], r[1], got)
+		}
+	}
 }
