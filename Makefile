@@ -56,8 +56,10 @@ e2e-runner:
 	@mkdir -p $(E2E_CACHE)
 	$(GO) build -o $(E2E_RUNNER) ./test/e2e/runner
 
-e2e: build e2e-runner
-	$(E2E_RUNNER) host -plugin $(BIN) -cache $(E2E_CACHE) $(E2EFLAGS)
+# The image of make image runs there as the DaemonSet's pod of E2E_DEPLOY.
+E2E_DEPLOY ?= deploy/kubernetes/overlays/metrics
+e2e: image e2e-runner
+	$(E2E_RUNNER) host -plugin $(BIN) -image $(IMAGE_TAR) -deploy $(E2E_DEPLOY) -cache $(E2E_CACHE) $(E2EFLAGS)
 
 e2e-numa: build e2e-runner
 	$(E2E_RUNNER) numa -plugin $(BIN) -cache $(E2E_CACHE) $(E2EFLAGS)

@@ -94,6 +94,7 @@ func runHost(o options, r *report) error {
 		{"plugin-restart", h.pluginRestart},
 		{"containerd-restart", h.containerdRestart},
 		{"timings", h.timings},
+		{"daemonset", h.daemonSet},
 		{"pre-installed", h.preInstalled},
 	} {
 		r.logf("scenario %s", s.name)

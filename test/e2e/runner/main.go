@@ -29,6 +29,8 @@ import (
 // options are the command-line flags.
 type options struct {
 	plugin  string // the plugin binary (host mode)
+	image   string // the plugin's OCI image archive (make image), "": no DaemonSet scenario
+	deploy  string // the kustomization whose DaemonSet runs that image
 	cache   string // tool and image cache
 	keep    bool   // keep the temporary folder
 	verbose bool
@@ -49,6 +51,8 @@ func run(args []string) int {
 	fs := flag.NewFlagSet("runner "+mode, flag.ContinueOnError)
 	var o options
 	fs.StringVar(&o.plugin, "plugin", "bin/numaspread", "plugin binary")
+	fs.StringVar(&o.image, "image", "", "the plugin image archive from make image (host: run it as the DaemonSet's pod)")
+	fs.StringVar(&o.deploy, "deploy", "deploy/kubernetes/overlays/metrics", "the kustomization whose DaemonSet runs -image")
 	fs.StringVar(&o.cache, "cache", defaultCache(), "cache folder for tools and images")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary folder (logs, configs) at the end")
 	fs.BoolVar(&o.verbose, "v", false, "verbose: echo every command")
@@ -63,6 +67,11 @@ func run(args []string) int {
 	}
 	if o.cache, err = filepath.Abs(o.cache); err != nil {
 		return fatal(err)
+	}
+	if o.image != "" {
+		if o.image, err = filepath.Abs(o.image); err != nil {
+			return fatal(err)
+		}
 	}
 	r := &report{verbose: o.verbose}
 	switch mode {

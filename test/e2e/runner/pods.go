@@ -24,7 +24,10 @@ type podSpec struct {
 	qos         string
 	cpuRequest  int64 // milliCPU; Guaranteed: also the limit
 	cpuLimit    int64 // milliCPU, Burstable only (0: none)
+	memLimit    int64 // bytes (0: the defaults below)
 	annotations map[string]string
+	namespace   string         // "" : e2e
+	kube        *kubeContainer // nil: the probe image; else a pod template's container (daemonset.go)
 }
 
 // pod is a pod created through CRI, with its one container.
@@ -111,6 +114,9 @@ func (s podSpec) resources() map[string]any {
 	case bestEffort:
 		request, limit = 0, 0
 	}
+	if s.memLimit > 0 {
+		mem = s.memLimit
+	}
 	return map[string]any{
 		"cpu_period":            quotaPeriod,
 		"cpu_quota":             milliToQuota(limit, quotaPeriod),
@@ -142,15 +148,19 @@ func (e *env) writeConfigs(p *pod) error {
 		}
 	}
 	ns := map[string]any{"network": 2, "pid": 1} // NODE network, CONTAINER pid
+	namespace := s.namespace
+	if namespace == "" {
+		namespace = "e2e"
+	}
 	annotations := map[string]string{"kubernetes.io/config.source": "api"}
 	for k, v := range s.annotations {
 		annotations[k] = v
 	}
 	podCfg := map[string]any{
-		"metadata":      map[string]any{"name": s.name, "namespace": "e2e", "uid": p.uid, "attempt": 0},
+		"metadata":      map[string]any{"name": s.name, "namespace": namespace, "uid": p.uid, "attempt": 0},
 		"log_directory": p.logDir,
 		"labels": map[string]string{
-			"io.kubernetes.pod.name": s.name, "io.kubernetes.pod.namespace": "e2e", "io.kubernetes.pod.uid": p.uid,
+			"io.kubernetes.pod.name": s.name, "io.kubernetes.pod.namespace": namespace, "io.kubernetes.pod.uid": p.uid,
 		},
 		"annotations": annotations,
 		"linux": map[string]any{
@@ -159,21 +169,34 @@ func (e *env) writeConfigs(p *pod) error {
 			"resources":        podRes,
 		},
 	}
+	name, security := "main", map[string]any{}
 	ctrCfg := map[string]any{
-		"metadata": map[string]any{"name": "main", "attempt": 0},
-		"image":    map[string]any{"image": probeImage},
-		"command":  []string{"/probe"},
-		"log_path": "main.log",
-		"labels": map[string]string{
-			"io.kubernetes.container.name": "main", "io.kubernetes.pod.name": s.name,
-			"io.kubernetes.pod.namespace": "e2e", "io.kubernetes.pod.uid": p.uid,
-		},
-		"annotations": map[string]string{"io.kubernetes.container.restartCount": "0"},
-		"linux": map[string]any{
-			"resources":        res,
-			"security_context": map[string]any{"namespace_options": ns},
-		},
+		"image":   map[string]any{"image": probeImage},
+		"command": []string{"/probe"},
 	}
+	if k := s.kube; k != nil {
+		name, security = k.name, k.security
+		ctrCfg = map[string]any{
+			"image":  map[string]any{"image": k.image},
+			"envs":   k.envs,
+			"mounts": k.mounts,
+		}
+		if len(k.command) > 0 {
+			ctrCfg["command"] = k.command
+		}
+		if len(k.args) > 0 {
+			ctrCfg["args"] = k.args
+		}
+	}
+	security["namespace_options"] = ns
+	ctrCfg["metadata"] = map[string]any{"name": name, "attempt": 0}
+	ctrCfg["log_path"] = "main.log"
+	ctrCfg["labels"] = map[string]string{
+		"io.kubernetes.container.name": name, "io.kubernetes.pod.name": s.name,
+		"io.kubernetes.pod.namespace": namespace, "io.kubernetes.pod.uid": p.uid,
+	}
+	ctrCfg["annotations"] = map[string]string{"io.kubernetes.container.restartCount": "0"}
+	ctrCfg["linux"] = map[string]any{"resources": res, "security_context": security}
 	for path, v := range map[string]any{p.podJSON: podCfg, p.ctrJSON: ctrCfg} {
 		b, err := json.MarshalIndent(v, "", "  ")
 		if err != nil {

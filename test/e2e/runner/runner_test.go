@@ -9,6 +9,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 )
 
 func TestCPUList(t *testing.T) {
@@ -106,5 +109,103 @@ func TestCpio(t *testing.T) {
 		if !bytes.Contains(b, []byte(name)) {
 			t.Errorf("missing %q", name)
 		}
+	}
+}
+
+// The metrics overlay, translated as the kubelet would: the values the
+// DaemonSet scenario runs with and checks against.
+func TestDaemonSetPod(t *testing.T) {
+	e := &env{dir: t.TempDir()}
+	kp, err := e.daemonSetPod("../../../deploy/kubernetes/overlays/metrics", "node-a",
+		map[string]string{"/var/run/nri": "/tmp/x/run/nri"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := kp.spec
+	if s.name != "numaspread-node-a" || s.namespace != "numaspread" || s.qos != burstable ||
+		s.cpuRequest != 50 || s.cpuLimit != 0 || s.memLimit != 256<<20 {
+		t.Errorf("pod = %s/%s %s cpu %dm/%dm mem %d", s.namespace, s.name, s.qos, s.cpuRequest, s.cpuLimit, s.memLimit)
+	}
+	k := s.kube
+	if k.image != "ghcr.io/numaspread/numaspread:0.1.0" || strings.Join(k.args, " ") != "run --config=/etc/numaspread/config.toml" {
+		t.Errorf("container = %s %q", k.image, k.args)
+	}
+	if len(k.envs) != 1 || k.envs[0]["key"] != "NODE_NAME" || k.envs[0]["value"] != "node-a" {
+		t.Errorf("envs = %v", k.envs)
+	}
+	mounts := map[string]string{}
+	for _, m := range k.mounts {
+		if m["readonly"] != true {
+			t.Errorf("mount %v is not read-only", m)
+		}
+		mounts[m["container_path"].(string)] = m["host_path"].(string)
+	}
+	if mounts["/var/run/nri"] != "/tmp/x/run/nri" || mounts["/host/sys"] != "/sys" ||
+		mounts["/etc/numaspread"] != filepath.Join(e.dir, "configmaps/config") {
+		t.Errorf("mounts = %v", mounts)
+	}
+	conf, err := os.ReadFile(filepath.Join(e.dir, "configmaps/config/config.toml"))
+	if err != nil || !strings.Contains(string(conf), `address = ":9464"`) {
+		t.Errorf("ConfigMap file: %v\n%s", err, conf)
+	}
+	got, _ := json.Marshal(k.security)
+	want := `{"capabilities":{"add_capabilities":[],"drop_capabilities":["ALL"]},"no_new_privs":true,"privileged":false,` +
+		`"readonly_rootfs":true,"run_as_group":{"value":0},"run_as_user":{"value":0},"seccomp":{"profile_type":0}}`
+	if string(got) != want {
+		t.Errorf("security context\n got %s\nwant %s", got, want)
+	}
+	if u, err := probeURL(kp.container, kp.container.ReadinessProbe.HTTPGet); err != nil || u != "http://127.0.0.1:9464/readyz" {
+		t.Errorf("readiness probe = %q, %v", u, err)
+	}
+}
+
+func TestQoSClass(t *testing.T) {
+	q := resource.MustParse
+	for _, c := range []struct {
+		req, lim corev1.ResourceList
+		want     string
+	}{
+		{nil, nil, bestEffort},
+		{corev1.ResourceList{"cpu": q("50m")}, corev1.ResourceList{"memory": q("1Gi")}, burstable},
+		{nil, corev1.ResourceList{"cpu": q("2"), "memory": q("1Gi")}, guaranteed}, // requests default to limits
+		{corev1.ResourceList{"cpu": q("2"), "memory": q("1Gi")}, corev1.ResourceList{"cpu": q("2"), "memory": q("1Gi")}, guaranteed},
+		{corev1.ResourceList{"cpu": q("1")}, corev1.ResourceList{"cpu": q("2"), "memory": q("1Gi")}, burstable},
+	} {
+		if got := qosClass(corev1.ResourceRequirements{Requests: c.req, Limits: c.lim}); got != c.want {
+			t.Errorf("requests %v limits %v: %s, want %s", c.req, c.lim, got, c.want)
+		}
+	}
+}
+
+// A manifest the e2e cannot translate faithfully is refused, naming the field.
+func TestDaemonSetPodRefuses(t *testing.T) {
+	dir := t.TempDir()
+	ds := `apiVersion: apps/v1
+kind: DaemonSet
+metadata: {name: p, namespace: n}
+spec:
+  selector: {matchLabels: {a: b}}
+  template:
+    metadata: {labels: {a: b}}
+    spec:
+      containers:
+        - name: c
+          image: i
+          env:
+            - name: POD_IP
+              valueFrom: {fieldRef: {fieldPath: status.podIP}}
+`
+	for name, text := range map[string]string{
+		"kustomization.yaml": "resources: [ds.yaml]\n",
+		"ds.yaml":            ds,
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e := &env{dir: t.TempDir()}
+	_, err := e.daemonSetPod(dir, "node", nil)
+	if err == nil || !strings.Contains(err.Error(), "env POD_IP") {
+		t.Errorf("err = %v, want one naming env POD_IP", err)
 	}
 }

@@ -111,7 +111,7 @@ func newEnv(r *report, t tools, plugin string) (*env, error) {
 	e := &env{r: r, t: t, dir: dir, plugin: plugin, sysfs: "/sys", snapshotter: "overlayfs", restrictOOM: true,
 		criTimeout: 60 * time.Second, slow: 15 * time.Second, pods: map[string]*pod{}, preLogOffset: -1}
 	for _, d := range []string{"root", "state", "opt", "verifier", "s", "runc", "logs", "specs",
-		"nri/plugins", "nri/conf.d", "cni/bin", "cni/conf", "etc"} {
+		"nri/plugins", "nri/conf.d", "run/nri", "cni/bin", "cni/conf", "etc"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			return nil, err
 		}
@@ -135,7 +135,10 @@ func newEnv(r *report, t tools, plugin string) (*env, error) {
 
 func (e *env) path(rel string) string { return filepath.Join(e.dir, rel) }
 func (e *env) sock() string           { return e.path("containerd.sock") }
-func (e *env) nriSock() string        { return e.path("nri.sock") }
+
+// The NRI socket is in a folder of its own, as /var/run/nri is on a node:
+// the DaemonSet scenario mounts that folder into the plugin's container.
+func (e *env) nriSock() string { return e.path("run/nri/nri.sock") }
 
 // containerdConfig is a private containerd configuration: every path under
 // the temporary folder, NRI on, CRI without TCP, runc with cgroupfs.
@@ -233,12 +236,8 @@ func (e *env) stopContainerd() {
 // importImages loads the OCI tarballs into the k8s.io namespace.
 func (e *env) importImages(im images) error {
 	for _, tarball := range []string{im.pause, im.probe} {
-		// --local: the transfer service only unpacks for the snapshotters
-		// of its unpack configuration.
-		out, err := exec.Command(e.t.ctr, "--address", e.sock(), "-n", "k8s.io", "images", "import",
-			"--local", "--snapshotter", e.snapshotter, tarball).CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("ctr images import %s: %w\n%s", tarball, err, out)
+		if err := e.importTarball(tarball); err != nil {
+			return err
 		}
 	}
 	out, err := e.crictlQuiet("images", "-q")
@@ -246,6 +245,18 @@ func (e *env) importImages(im images) error {
 		return err
 	}
 	e.r.debugf("images: %s", strings.Join(strings.Fields(out), " "))
+	return nil
+}
+
+// importTarball loads an OCI image archive as an operator does on a node.
+func (e *env) importTarball(tarball string) error {
+	// --local: the transfer service only unpacks for the snapshotters
+	// of its unpack configuration.
+	out, err := exec.Command(e.t.ctr, "--address", e.sock(), "-n", "k8s.io", "images", "import",
+		"--local", "--snapshotter", e.snapshotter, tarball).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("ctr images import %s: %w\n%s", tarball, err, out)
+	}
 	return nil
 }
 
