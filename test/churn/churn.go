@@ -20,6 +20,7 @@ import (
 	"github.com/numaspread/numaspread/plugin"
 	"github.com/numaspread/numaspread/test/invariants"
 	"github.com/numaspread/numaspread/test/mockruntime"
+	"github.com/numaspread/numaspread/test/pluginproc"
 	"github.com/numaspread/numaspread/topology"
 	"github.com/numaspread/numaspread/topology/synth"
 )
@@ -243,7 +244,7 @@ type runner struct {
 	cfg     config.Config
 	m       machine
 
-	pl      *pluginProc
+	pl      *pluginproc.Proc
 	logs    *ring
 	bin     *binaryHost
 	rtDown  bool
@@ -364,7 +365,7 @@ func newRunner(o Options) (*runner, error) {
 
 func (r *runner) close() {
 	if r.pl != nil {
-		r.pl.kill()
+		r.pl.Kill()
 	}
 	r.rt.Close()
 }
@@ -612,7 +613,7 @@ func (r *runner) afterOp() {
 		r.settling++
 		r.settle(r.settling > 5)
 	}
-	if !r.chk.Down() && !r.chk.IsSettling() && r.pl != nil && r.pl.inproc != nil && r.op%r.o.CrossCheckEvery == 0 {
+	if !r.chk.Down() && !r.chk.IsSettling() && r.pl != nil && r.pl.Plugin != nil && r.op%r.o.CrossCheckEvery == 0 {
 		r.crossCheck()
 	}
 }
@@ -628,7 +629,7 @@ func (r *runner) settle(wait bool) {
 	}
 	// The plugin's unsolicited sends (and re-sends) must be over first: an
 	// overtaken one may still be on its way.
-	quiet := func() bool { return r.pl == nil || r.pl.inproc == nil || r.pl.inproc.UnsolicitedInFlight() == 0 }
+	quiet := func() bool { return r.pl == nil || r.pl.Plugin == nil || r.pl.Plugin.UnsolicitedInFlight() == 0 }
 	if !wait {
 		if quiet() && r.chk.TrySettle(r.rt.Snapshot()) {
 			r.settling = 0
@@ -659,7 +660,7 @@ func (r *runner) settle(wait bool) {
 // same cpusets, and the same shared pool. A difference is a leak or a lost
 // update even when the runtime's state happens to be valid.
 func (r *runner) crossCheck() {
-	ps := r.pl.inproc.Snapshot()
+	ps := r.pl.Plugin.Snapshot()
 	s := r.rt.Snapshot()
 	v := r.chk.Judge(s)
 	if !ps.Synced {
@@ -705,17 +706,7 @@ func (r *runner) startPlugin() {
 }
 
 func (r *runner) waitSync(why string) {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	done := r.pl.done
-	go func() {
-		select {
-		case <-done:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	if err := r.rt.WaitForSync(ctx); err != nil {
+	if err := r.pl.WaitSync(r.rt, 20*time.Second); err != nil {
 		r.fail("%s: the plugin did not synchronize: %v", why, err)
 	}
 }
@@ -1206,7 +1197,7 @@ func (r *runner) opExit() bool {
 
 // opReload applies another configuration with Plugin.Reload (in-process).
 func (r *runner) opReload() bool {
-	if r.chk.Down() || r.pl == nil || r.pl.inproc == nil {
+	if r.chk.Down() || r.pl == nil || r.pl.Plugin == nil {
 		return false
 	}
 	r.reload(r.randomConfig(r.rng.Intn(3) == 0))
@@ -1236,7 +1227,7 @@ func (r *runner) reload(text string) {
 		}
 		r.chk.SettlingRacy()
 	}
-	_, err = r.pl.inproc.Reload(cfg)
+	_, err = r.pl.Plugin.Reload(cfg)
 	switch {
 	case resolveErr != nil && err == nil:
 		r.fail("Reload accepted a configuration that does not fit the machine (%v)", resolveErr)
@@ -1285,7 +1276,7 @@ func (r *runner) countFault(kind string) { r.rep.FaultCounts[kind]++ }
 // kill kills the plugin (the outage window opens first).
 func (r *runner) kill() {
 	r.chk.PluginDown()
-	r.pl.kill()
+	r.pl.Kill()
 	r.pl = nil
 }
 
@@ -1306,7 +1297,7 @@ func (r *runner) faultKillPlugin() {
 		go func() {
 			defer wg.Done()
 			time.Sleep(delay)
-			pl.kill()
+			pl.Kill()
 		}()
 		for range 3 {
 			r.oneRegularOp()
@@ -1557,7 +1548,7 @@ func (r *runner) faultRemoveWithoutStop() {
 // hold: with Reload they keep them (grandfathered) until the next
 // Synchronize; a restart with that configuration must re-allocate them.
 func (r *runner) faultInvalidatingConfig() {
-	if r.bin != nil || r.pl == nil || r.pl.inproc == nil || r.chk.Down() {
+	if r.bin != nil || r.pl == nil || r.pl.Plugin == nil || r.chk.Down() {
 		r.countFault("kill-plugin(new config)")
 		r.kill()
 		r.changeConfigDown()

@@ -1,31 +1,20 @@
 package churn
 
 import (
-	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/sirupsen/logrus"
 
 	"github.com/numaspread/numaspread/config"
 	"github.com/numaspread/numaspread/plugin"
+	"github.com/numaspread/numaspread/test/pluginproc"
 	"github.com/numaspread/numaspread/topology"
 	"github.com/numaspread/numaspread/topology/synth"
 )
-
-// pluginProc is one running instance of the plugin: in-process (a
-// plugin.Plugin serving on a goroutine) or the numaspread binary.
-type pluginProc struct {
-	inproc *plugin.Plugin // nil for the binary
-	done   chan struct{}  // closed when it has exited
-	kill   func()         // stops it abruptly and waits for it
-	logs   *ring
-}
 
 // ring keeps the last bytes written to it: plugin logs, for failure reports.
 type ring struct {
@@ -52,11 +41,9 @@ func (r *ring) String() string {
 	return string(r.buf)
 }
 
-// startInProcess runs plugin.New + Plugin.Run on a goroutine. Killing it
-// cancels Run, which closes its connection: the runtime sees what it would
-// see after a SIGKILL (the connection drops; the next request proceeds
-// without the plugin), and the plugin's state dies with it.
-func startInProcess(socket string, topo *topology.Topology, cfg config.Config, obs plugin.Observer, logs *ring) (*pluginProc, error) {
+// startInProcess runs a new plugin.Plugin on a goroutine (see
+// pluginproc.InProcess for what killing it looks like to the runtime).
+func startInProcess(socket string, topo *topology.Topology, cfg config.Config, obs plugin.Observer, logs *ring) (*pluginproc.Proc, error) {
 	log := logrus.New()
 	log.SetOutput(logs)
 	log.SetLevel(logrus.InfoLevel)
@@ -67,18 +54,10 @@ func startInProcess(socket string, topo *topology.Topology, cfg config.Config, o
 	if obs != nil {
 		p.SetObserver(obs)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		err := p.Run(ctx, plugin.RunOptions{
-			Socket: socket, Name: "numaspread", Index: "90",
-			MinBackoff: 2 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
-		})
-		fmt.Fprintf(logs, "plugin.Run returned: %v\n", err)
-	}()
-	var once sync.Once
-	return &pluginProc{inproc: p, done: done, logs: logs, kill: func() { once.Do(func() { cancel(); <-done }) }}, nil
+	return pluginproc.InProcess(p, plugin.RunOptions{
+		Socket: socket, Name: "numaspread", Index: "90",
+		MinBackoff: 2 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
+	}, logs), nil
 }
 
 // binaryHost runs the numaspread binary: one sysfs tree per machine
@@ -89,7 +68,7 @@ type binaryHost struct {
 	starts      int
 }
 
-func (h *binaryHost) start(socket string, spec synth.Spec, cfgText string, logs *ring) (*pluginProc, error) {
+func (h *binaryHost) start(socket string, spec synth.Spec, cfgText string, logs *ring) (*pluginproc.Proc, error) {
 	if h.sysfs == nil {
 		h.sysfs = map[string]string{}
 	}
@@ -106,23 +85,5 @@ func (h *binaryHost) start(socket string, spec synth.Spec, cfgText string, logs 
 	if err := os.WriteFile(cfgFile, []byte(cfgText), 0o644); err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(h.binary, "run", "--socket", socket, "--sysfs", dir, "--config", cfgFile, "--log-level", "info")
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	done := make(chan struct{})
-	go func() {
-		err := cmd.Wait()
-		fmt.Fprintf(logs, "process exited: %v\n", err)
-		close(done)
-	}()
-	var once sync.Once
-	kill := func() {
-		once.Do(func() {
-			_ = cmd.Process.Signal(syscall.SIGKILL)
-			<-done
-		})
-	}
-	return &pluginProc{done: done, logs: logs, kill: kill}, nil
+	return pluginproc.Binary(h.binary, []string{"run", "--socket", socket, "--sysfs", dir, "--config", cfgFile, "--log-level", "info"}, logs)
 }

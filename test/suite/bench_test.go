@@ -84,8 +84,8 @@ func BenchmarkCreateContainer(b *testing.B) {
 			for _, kind := range kinds {
 				b.Run(kind.name, func(b *testing.B) {
 					obs := &requestTimes{}
-					e.plugin.inproc.SetObserver(obs)
-					defer e.plugin.inproc.SetObserver(nil)
+					e.plugin.Plugin.SetObserver(obs)
+					defer e.plugin.Plugin.SetObserver(nil)
 					var create, remove, model []time.Duration
 					i := 0
 					for b.Loop() {

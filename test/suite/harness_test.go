@@ -2,7 +2,6 @@ package suite
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"io/fs"
@@ -11,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -21,6 +19,7 @@ import (
 	"github.com/numaspread/numaspread/plugin"
 	"github.com/numaspread/numaspread/test/invariants"
 	"github.com/numaspread/numaspread/test/mockruntime"
+	"github.com/numaspread/numaspread/test/pluginproc"
 	"github.com/numaspread/numaspread/topology"
 	"github.com/numaspread/numaspread/topology/synth"
 )
@@ -142,17 +141,10 @@ type env struct {
 
 	logLevel string
 	bench    bool
-	plugin   *pluginProc
+	plugin   *pluginproc.Proc
 	starts   int
 	logsMu   sync.Mutex
 	logs     []func() string // one per plugin start
-}
-
-// pluginProc is one running instance of the plugin.
-type pluginProc struct {
-	done   chan struct{} // closed when it has exited
-	kill   func()        // stops it abruptly and waits for it
-	inproc *plugin.Plugin
 }
 
 func newEnv(t testing.TB, m mode, s setup) *env {
@@ -221,22 +213,7 @@ func (e *env) startPlugin() {
 func (e *env) waitSync(why string) time.Duration {
 	e.t.Helper()
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	done := e.plugin.done
-	go func() {
-		select {
-		case <-done:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	if err := e.rt.WaitForSync(ctx); err != nil {
-		select {
-		case <-done:
-			err = fmt.Errorf("the plugin exited: %w", err)
-		default:
-		}
+	if err := e.plugin.WaitSync(e.rt, 15*time.Second); err != nil {
 		e.fatalf("%s: plugin did not synchronize: %v", why, err)
 	}
 	took := time.Since(start)
@@ -250,12 +227,12 @@ func (e *env) waitSync(why string) time.Duration {
 func (e *env) killPlugin() {
 	e.t.Helper()
 	e.chk.PluginDown()
-	e.plugin.kill()
+	e.plugin.Kill()
 }
 
 // startInProcess runs a new plugin.Plugin in a goroutine; onConnected, if
 // set, is its RunOptions.OnConnected.
-func (e *env) startInProcess(onConnected func()) *pluginProc {
+func (e *env) startInProcess(onConnected func()) *pluginproc.Proc {
 	e.t.Helper()
 	buf := &lockedBuffer{}
 	log := logrus.New()
@@ -273,52 +250,30 @@ func (e *env) startInProcess(onConnected func()) *pluginProc {
 		e.t.Fatalf("plugin.New: %v", err)
 	}
 	e.addLogs(buf.String)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		err := p.Run(ctx, plugin.RunOptions{
-			Socket: e.rt.SocketPath(), Name: "numaspread", Index: "90",
-			MinBackoff: 5 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
-			OnConnected: onConnected,
-		})
-		fmt.Fprintf(buf, "plugin.Run returned: %v\n", err)
-	}()
-	var once sync.Once
-	kill := func() { once.Do(func() { cancel(); <-done }) }
-	e.t.Cleanup(kill)
-	return &pluginProc{done: done, kill: kill, inproc: p}
+	pr := pluginproc.InProcess(p, plugin.RunOptions{
+		Socket: e.rt.SocketPath(), Name: "numaspread", Index: "90",
+		MinBackoff: 5 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
+		OnConnected: onConnected,
+	}, buf)
+	e.t.Cleanup(pr.Kill)
+	return pr
 }
 
-func (e *env) startBinary() *pluginProc {
+func (e *env) startBinary() *pluginproc.Proc {
 	e.t.Helper()
 	logFile := filepath.Join(e.dir, fmt.Sprintf("plugin-%d.log", e.starts))
-	cmd := exec.Command(binPath, "run", "--socket", e.rt.SocketPath(), "--sysfs", e.sysfs,
-		"--config", e.cfgFile, "--log-level", e.logLevel, "--log-file", logFile)
 	out := &lockedBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		e.t.Fatalf("starting %s: %v", binPath, err)
+	pr, err := pluginproc.Binary(binPath, []string{"run", "--socket", e.rt.SocketPath(), "--sysfs", e.sysfs,
+		"--config", e.cfgFile, "--log-level", e.logLevel, "--log-file", logFile}, out)
+	if err != nil {
+		e.t.Fatal(err)
 	}
 	e.addLogs(func() string {
 		b, _ := os.ReadFile(logFile)
-		return fmt.Sprintf("$ %s\n%s%s", strings.Join(cmd.Args, " "), out.String(), b)
+		return fmt.Sprintf("$ %s\n%s%s", pr.Cmd, out.String(), b)
 	})
-	done := make(chan struct{})
-	go func() {
-		err := cmd.Wait()
-		fmt.Fprintf(out, "process exited: %v\n", err)
-		close(done)
-	}()
-	var once sync.Once
-	kill := func() {
-		once.Do(func() {
-			_ = cmd.Process.Signal(syscall.SIGKILL)
-			<-done
-		})
-	}
-	e.t.Cleanup(kill)
-	return &pluginProc{done: done, kill: kill}
+	e.t.Cleanup(pr.Kill)
+	return pr
 }
 
 func (e *env) addLogs(fn func() string) {
