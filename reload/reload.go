@@ -11,6 +11,12 @@
 // itself survives. Events about other files of the directory are ignored,
 // bursts of events are debounced, and a change is applied only when the
 // file's bytes differ from the last ones read.
+//
+// A configuration that parses but that the plugin refuses for the node's
+// present state (reserved CPUs held by running exclusive containers, say)
+// is tried again every Retry until it applies or the file changes: the
+// containers in the way stop on their own time, and the node should not
+// stay on the old configuration, un-ready, until someone edits the file.
 package reload
 
 import (
@@ -32,6 +38,10 @@ import (
 // DefaultDebounce is how long the watcher waits after the last event of a
 // burst before it reads the file.
 const DefaultDebounce = 150 * time.Millisecond
+
+// DefaultRetry is how often a configuration the plugin refused is tried
+// again.
+const DefaultRetry = 30 * time.Second
 
 // maxRead bounds what is read of the file; config.Parse rejects more than
 // 1 MiB with a clear error, so a little more than that is enough.
@@ -59,14 +69,18 @@ type Watcher struct {
 	Running config.Config
 	// Debounce defaults to DefaultDebounce.
 	Debounce time.Duration
+	// Retry is how often a configuration that parsed but that Apply
+	// refused is tried again; 0 means DefaultRetry, negative never.
+	Retry time.Duration
 	// Log defaults to logrus's standard logger.
 	Log *logrus.Logger
 	// OnResult, if set, is told every reload's result.
 	OnResult func(Result)
 
 	current config.Config
-	last    []byte // the bytes last read; nil before the first read
-	readErr bool   // the last read failed
+	last    []byte         // the bytes last read; nil before the first read
+	readErr bool           // the last read failed
+	refused *config.Config // parsed from the file, refused by Apply; retried
 }
 
 // Run watches until ctx is cancelled. It returns an error only when the
@@ -76,6 +90,9 @@ type Watcher struct {
 func (w *Watcher) Run(ctx context.Context) error {
 	if w.Debounce <= 0 {
 		w.Debounce = DefaultDebounce
+	}
+	if w.Retry == 0 {
+		w.Retry = DefaultRetry
 	}
 	if w.Log == nil {
 		w.Log = logrus.StandardLogger()
@@ -139,11 +156,20 @@ func (w *Watcher) Run(ctx context.Context) error {
 	if !timer.Stop() {
 		<-timer.C
 	}
+	retry := time.NewTicker(max(w.Retry, time.Hour))
+	defer retry.Stop()
+	if w.Retry > 0 {
+		retry.Reset(w.Retry)
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			timer.Stop()
 			return nil
+		case <-retry.C:
+			if w.Retry > 0 && w.refused != nil {
+				w.retry()
+			}
 		case ev, ok := <-fw.Events:
 			if !ok {
 				return nil
@@ -183,7 +209,7 @@ func (w *Watcher) check(initial bool) {
 	if !w.readErr && w.last != nil && bytes.Equal(data, w.last) {
 		return
 	}
-	w.readErr, w.last = false, data
+	w.readErr, w.last, w.refused = false, data, nil
 
 	cfg, err := w.Parse(data)
 	if err == nil && cfg.Equal(w.current) {
@@ -195,7 +221,9 @@ func (w *Watcher) check(initial bool) {
 	}
 	var changed []string
 	if err == nil {
-		changed, err = w.Apply(cfg)
+		if changed, err = w.Apply(cfg); err != nil {
+			w.refused = &cfg
+		}
 	}
 	if err != nil {
 		log.WithError(err).Error("invalid configuration: ignored, keeping the running configuration")
@@ -205,6 +233,21 @@ func (w *Watcher) check(initial bool) {
 	w.current = cfg
 	log.WithField("changed", changed).Info("configuration file reloaded")
 	w.report(Result{Time: now, Changed: changed})
+}
+
+// retry applies the refused configuration again; it reports only success
+// (the failure was reported when the file was read).
+func (w *Watcher) retry() {
+	cfg := *w.refused
+	changed, err := w.Apply(cfg)
+	log := w.Log.WithField("file", w.Path)
+	if err != nil {
+		log.WithError(err).Debug("refused configuration: still refused on retry")
+		return
+	}
+	w.refused, w.current = nil, cfg
+	log.WithField("changed", changed).Info("configuration file reloaded: a configuration refused earlier applies now")
+	w.report(Result{Time: time.Now(), Changed: changed})
 }
 
 func (w *Watcher) report(r Result) {

@@ -33,7 +33,7 @@ type rig struct {
 
 const baseConfig = "[policy]\nmode = \"distributed\"\n"
 
-func newRig(t *testing.T, write func(r *rig)) *rig {
+func newRig(t *testing.T, write func(r *rig), opts ...func(*Watcher)) *rig {
 	t.Helper()
 	r := &rig{t: t, dir: t.TempDir(), results: make(chan Result, 100)}
 	r.path = filepath.Join(r.dir, "config.toml")
@@ -68,6 +68,9 @@ func newRig(t *testing.T, write func(r *rig)) *rig {
 			return config.Diff(prev, c), nil
 		},
 		OnResult: func(res Result) { r.results <- res },
+	}
+	for _, o := range opts {
+		o(w)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -376,5 +379,54 @@ func TestRunFailsWithoutDirectory(t *testing.T) {
 	w := &Watcher{Path: filepath.Join(t.TempDir(), "nope", "config.toml"), Apply: func(config.Config) ([]string, error) { return nil, nil }}
 	if err := w.Run(context.Background()); err == nil {
 		t.Error("Run watched a directory that does not exist")
+	}
+}
+
+// A configuration the plugin refused for the node's present state applies
+// by itself once that state allows it; one the parser rejected is not
+// retried, and a file change cancels the retry of the refused one.
+func TestRefusedConfigurationRetried(t *testing.T) {
+	r := newRig(t, nil, func(w *Watcher) { w.Retry = 100 * time.Millisecond })
+	r.mu.Lock()
+	r.fail = errors.New("the shared pool would be empty")
+	r.mu.Unlock()
+	r.write("[policy]\nreserved_cpus = \"0-1\"\nstrict_reserved = true\n")
+	if res := r.next(); res.Err == nil {
+		t.Fatalf("result %+v, want the refusal", res)
+	}
+	r.quiet(350 * time.Millisecond) // retries that fail report nothing
+	if e := r.logged(logrus.DebugLevel, "still refused on retry"); e == nil {
+		t.Error("no retry was made")
+	}
+	r.mu.Lock()
+	r.fail = nil
+	r.mu.Unlock()
+	res := r.next()
+	if res.Err != nil || len(res.Changed) != 2 || r.appliedCount() != 1 || r.applied[0].Policy.ReservedCPUs != "0-1" {
+		t.Fatalf("after the state allows it: %+v, applied %d", res, r.appliedCount())
+	}
+	if r.logged(logrus.InfoLevel, "a configuration refused earlier applies now") == nil {
+		t.Error("the late reload was not logged")
+	}
+	r.quiet(300 * time.Millisecond) // applied once, not again
+
+	// A refused configuration replaced by an invalid file is not retried.
+	r.mu.Lock()
+	r.fail = errors.New("refused")
+	r.mu.Unlock()
+	r.write("[policy]\nmode = \"packed\"\n")
+	if res := r.next(); res.Err == nil {
+		t.Fatalf("result %+v, want the refusal", res)
+	}
+	r.write("[policy]\nmode = \"sideways\"\n")
+	if res := r.next(); res.Err == nil {
+		t.Fatalf("result %+v, want the parse error", res)
+	}
+	r.mu.Lock()
+	r.fail = nil
+	r.mu.Unlock()
+	r.quiet(350 * time.Millisecond)
+	if r.appliedCount() != 1 {
+		t.Errorf("applied %d configurations, want 1", r.appliedCount())
 	}
 }
