@@ -202,6 +202,43 @@ func checkResolve(r *checkReport, cfg config.Config, t *topology.Topology) {
 	for _, w := range res.Warnings {
 		r.warnf("config: %s", w)
 	}
+	if msg := noExclusiveRoom(cfg.Policy, res); msg != "" {
+		r.warnf("config: no exclusive allocation can succeed: %s", msg)
+	}
+}
+
+// noExclusiveRoom says why no exclusive allocation can ever succeed under
+// the resolved configuration, or returns "" when one of at least one CPU
+// can. An exclusive allocation takes CPUs from managed − reserved and must
+// leave the shared pool (managed, minus reserved with strict_reserved, minus
+// the exclusive CPUs) at least max(1, min_shared_cpus) CPUs, as the plugin
+// does. When every managed CPU is reserved, Resolve already warns.
+func noExclusiveRoom(pc config.PolicyConfig, res config.Resolved) string {
+	usable := res.Allowed.Difference(res.Reserved)
+	if usable.IsEmpty() {
+		return ""
+	}
+	floor := max(1, pc.MinSharedCPUs)
+	pool, poolDesc := res.Allowed, fmt.Sprintf("the managed CPUs %s (%d)", res.Allowed, res.Allowed.Count())
+	if pc.StrictReserved && !res.Reserved.IsEmpty() {
+		pool = res.Allowed.Difference(res.Reserved)
+		poolDesc = fmt.Sprintf("the managed CPUs %s minus the strictly reserved %s (%d)", res.Allowed, res.Reserved, pool.Count())
+	}
+	if pool.Count()-floor >= 1 {
+		return ""
+	}
+	floorDesc := fmt.Sprintf("min_shared_cpus = %d", pc.MinSharedCPUs)
+	fixes := []string{"manage more CPUs (policy.allowed_cpus)"}
+	if pc.MinSharedCPUs > 1 {
+		fixes = append(fixes, "lower policy.min_shared_cpus")
+	} else {
+		floorDesc = fmt.Sprintf("min_shared_cpus = %d, and the plugin never leaves the shared pool empty", pc.MinSharedCPUs)
+	}
+	if pool.Count() < res.Allowed.Count() {
+		fixes = append(fixes, "reserve fewer CPUs or set policy.strict_reserved = false")
+	}
+	return fmt.Sprintf("the shared pool starts as %s and must keep %d of them (%s), which leaves %d for exclusive allocations; %s",
+		poolDesc, floor, floorDesc, max(0, pool.Count()-floor), strings.Join(fixes, ", or "))
 }
 
 // checkCgroup looks for the cpuset cgroup controller under the sysfs root's

@@ -382,3 +382,41 @@ func TestCheckCommand(t *testing.T) {
 		t.Errorf("check -h: status %d, usage:\n%s", st, errOut.String())
 	}
 }
+
+// TestCheckNoExclusiveRoom: a configuration whose shared pool floor takes
+// every CPU an exclusive allocation could have is valid, but check warns.
+func TestCheckNoExclusiveRoom(t *testing.T) {
+	const warning = "config: no exclusive allocation can succeed"
+	tests := []struct {
+		name   string
+		policy string
+		want   []string // parts of the warning; nil: no warning
+	}{
+		{"one managed CPU", `allowed_cpus = "0"`,
+			[]string{"the managed CPUs 0 (1) and must keep 1 of them (min_shared_cpus = 1", "leaves 0 for exclusive allocations", "policy.allowed_cpus"}},
+		{"one managed CPU, min_shared_cpus = 0 acts as 1", "allowed_cpus = \"0\"\nmin_shared_cpus = 0",
+			[]string{"must keep 1 of them (min_shared_cpus = 0, and the plugin never leaves the shared pool empty)"}},
+		{"min_shared_cpus takes every managed CPU", "allowed_cpus = \"0-3\"\nmin_shared_cpus = 4",
+			[]string{"the managed CPUs 0-3 (4) and must keep 4 of them (min_shared_cpus = 4)", "lower policy.min_shared_cpus"}},
+		{"strictly reserved leave only the floor", "reserved_cpus = \"0-13\"\nstrict_reserved = true\nmin_shared_cpus = 2",
+			[]string{"the managed CPUs 0-15 minus the strictly reserved 0-13 (2) and must keep 2", "policy.strict_reserved = false"}},
+		{"reserved but not strict: one CPU can be exclusive", `reserved_cpus = "0-14"`, nil},
+		{"room for one", "allowed_cpus = \"0-3\"\nmin_shared_cpus = 3", nil},
+		{"defaults", "", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newCheckEnv(t, synth.SmallTwoNode())
+			e.write("etc/numaspread/config.toml", "[policy]\n"+tt.policy+"\n", 0o644)
+			r, lines := e.run()
+			if r.fail != 0 {
+				t.Fatalf("FAIL in:\n%s", strings.Join(lines, "\n"))
+			}
+			if tt.want == nil {
+				expectNone(t, lines, "warn", warning)
+				return
+			}
+			expect(t, lines, "warn", append([]string{warning}, tt.want...)...)
+		})
+	}
+}

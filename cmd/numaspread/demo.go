@@ -31,14 +31,14 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	}
 	spec, ok := synth.Preset(*machine)
 	if !ok {
-		return fail(stderr, "demo: --machine %q: unknown; built-in machines: %s", *machine, presetNames())
+		return fail(stderr, "demo", "--machine %q: unknown; built-in machines: %s", *machine, presetNames())
 	}
 	topo, err := spec.Topology()
 	if err != nil {
-		return fail(stderr, "demo: %v", err)
+		return fail(stderr, "demo", "%v", err)
 	}
 	if err := demo(stdout, topo, spec.Name); err != nil {
-		return fail(stderr, "demo: %v", err)
+		return fail(stderr, "demo", "%v", err)
 	}
 	return 0
 }

@@ -1,5 +1,7 @@
 // Command numaspread is the numaspread NRI plugin and its tools: run (the
-// plugin, default), topology, plan, demo, status and sysfs-dump.
+// plugin, the default command), demo, topology, plan, status, check and
+// sysfs-dump. `numaspread help` lists them; `numaspread CMD -h` shows a
+// command's flags.
 package main
 
 import (
@@ -8,41 +10,66 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"sort"
 	"strings"
 )
 
 // command is one subcommand. run returns the process exit status.
 type command struct {
+	name    string
 	summary string
 	run     func(args []string, stdout, stderr io.Writer) int
 }
 
-var commands = map[string]command{
-	"run":      {"run the NRI plugin (the default; with no arguments also as a pre-installed plugin)", runPlugin},
-	"topology": {"print the discovered machine (like numactl --hardware and lscpu -e)", runTopology},
-	"demo":     {"run a built-in scenario against an embedded NRI runtime and draw the result", runDemo},
-	"plan":     {"dry-run one allocation on this (or a captured) machine", runPlan},
-	"check":    {"validate the config and this node before rollout", runCheck},
+// commands in the order `numaspread help` lists them.
+var commands = []command{
+	{"run", "run the NRI plugin (the default; with no arguments also as a pre-installed plugin)", runPlugin},
+	{"demo", "run a built-in scenario against an embedded NRI runtime and draw the result", runDemo},
+	{"topology", "print the discovered machine (like numactl --hardware and lscpu -e)", runTopology},
+	{"plan", "dry-run one allocation on this (or a captured) machine", runPlan},
+	{"status", "draw the running plugin's allocation map (from its [metrics] address)", runStatus},
+	{"check", "validate the config and this node before rollout", runCheck},
+	{"sysfs-dump", "capture the sysfs files topology discovery reads, as a .tar.gz", runSysfsDump},
+}
 
-	"status":     {"draw the running plugin's allocation map (from its [metrics] address)", runStatus},
-	"sysfs-dump": {"capture the sysfs files topology discovery reads, as a .tar.gz", runSysfsDump},
+func lookup(name string) (command, bool) {
+	for _, c := range commands {
+		if c.name == name {
+			return c, true
+		}
+	}
+	return command{}, false
+}
+
+// isHelp reports whether arg asks for help as the flag package understands it.
+func isHelp(arg string) bool {
+	return arg == "-h" || arg == "-help" || arg == "--help" || arg == "--h"
 }
 
 func main() {
 	os.Exit(dispatch(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// dispatch runs the command args name. With no command (no arguments, or
+// flags only) it runs `run`, as DESIGN.md fixes; a lone -h/--help, like
+// `numaspread help`, lists the commands instead of showing run's flags.
 func dispatch(args []string, stdout, stderr io.Writer) int {
 	name := "run"
-	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+	switch {
+	case len(args) == 1 && isHelp(args[0]):
+		usage(stdout)
+		return 0
+	case len(args) > 0 && !strings.HasPrefix(args[0], "-"):
 		name, args = args[0], args[1:]
 	}
 	if name == "help" {
-		usage(stdout)
-		return 0
+		if len(args) == 0 {
+			usage(stdout)
+			return 0
+		}
+		// numaspread help CMD: CMD's flags.
+		name, args = args[0], []string{"-h"}
 	}
-	cmd, ok := commands[name]
+	cmd, ok := lookup(name)
 	if !ok {
 		fmt.Fprintf(stderr, "numaspread: unknown command %q\n\n", name)
 		usage(stderr)
@@ -54,42 +81,60 @@ func dispatch(args []string, stdout, stderr io.Writer) int {
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: numaspread [command] [flags]")
 	fmt.Fprintln(w, "\ncommands:")
-	names := make([]string, 0, len(commands))
-	for n := range commands {
-		names = append(names, n)
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-11s %s\n", c.name, c.summary)
 	}
-	sort.Strings(names)
-	for _, n := range names {
-		fmt.Fprintf(w, "  %-11s %s\n", n, commands[n].summary)
-	}
-	fmt.Fprintln(w, "\nRun 'numaspread COMMAND -h' for a command's flags.")
+	fmt.Fprintln(w, "\nWith no command, numaspread runs 'run' with the flags given.")
+	fmt.Fprintln(w, "Run 'numaspread COMMAND -h' (or 'numaspread help COMMAND') for a command's flags.")
 }
 
 // newFlags returns a FlagSet that reports errors instead of exiting, so
-// every command returns its status through dispatch.
+// every command returns its status through dispatch. Its usage message is
+// "usage: numaspread NAME [flags]" and the flag defaults; a command may set
+// its own.
 func newFlags(name string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("numaspread "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: %s [flags]\n\nflags:\n", fs.Name())
+		fs.PrintDefaults()
+	}
 	return fs
 }
 
 // parseFlags parses args and returns the exit status to use when parsing
-// did not succeed (0 for -h), or -1 to go on.
+// did not succeed (0 for -h), or -1 to go on. Its messages start with
+// "numaspread CMD: " like every other error of the command.
 func parseFlags(fs *flag.FlagSet, args []string) int {
+	out := fs.Output()
+	fs.SetOutput(io.Discard) // the flag package prints errors unprefixed
 	err := fs.Parse(args)
+	fs.SetOutput(out)
 	switch {
 	case err == nil && fs.NArg() > 0:
-		fmt.Fprintf(fs.Output(), "%s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		fmt.Fprintf(out, "%s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
 		return 2
 	case errors.Is(err, flag.ErrHelp):
+		fs.Usage()
 		return 0
 	case err != nil:
+		fmt.Fprintf(out, "%s: %v\n", fs.Name(), err)
+		fs.Usage()
 		return 2
 	}
 	return -1
 }
 
-func fail(stderr io.Writer, format string, args ...any) int {
-	fmt.Fprintf(stderr, "numaspread: "+format+"\n", args...)
+// fail reports an error of command cmd ("numaspread CMD: …") and returns
+// exit status 1.
+func fail(stderr io.Writer, cmd, format string, args ...any) int {
+	fmt.Fprintf(stderr, "numaspread "+cmd+": "+format+"\n", args...)
 	return 1
+}
+
+// usageError reports a misuse of command cmd ("numaspread CMD: …") and
+// returns exit status 2.
+func usageError(stderr io.Writer, cmd, format string, args ...any) int {
+	fmt.Fprintf(stderr, "numaspread "+cmd+": "+format+"\n", args...)
+	return 2
 }

@@ -2,9 +2,11 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 
 	"github.com/numaspread/numaspread/policy"
 	"github.com/numaspread/numaspread/topology"
@@ -33,42 +35,50 @@ func runPlan(args []string, stdout, stderr io.Writer) int {
 		return st
 	}
 	if *cpus < 1 {
-		fmt.Fprintln(stderr, "numaspread plan: --cpus N (N ≥ 1) is required")
-		return 2
+		return usageError(stderr, "plan", "--cpus N (N ≥ 1) is required")
+	}
+	if err := mf.check(); err != nil {
+		return usageError(stderr, "plan", "%v", err)
 	}
 	opts, err := planOptions(*mode, *spread, *fullCores, *memory)
 	if err != nil {
-		fmt.Fprintf(stderr, "numaspread plan: %v\n", err)
-		return 2
+		return usageError(stderr, "plan", "%v", err)
 	}
 	reservedSet, err := topology.ParseMask(*reserved)
 	if err != nil {
-		fmt.Fprintf(stderr, "numaspread plan: --reserved: %v\n", err)
-		return 2
+		return usageError(stderr, "plan", "--reserved: %v", err)
+	}
+	var avail topology.Mask
+	if *available != "" {
+		if avail, err = topology.ParseMask(*available); err != nil {
+			return usageError(stderr, "plan", "--available: %v", err)
+		}
 	}
 	t, err := mf.load()
 	if err != nil {
-		return fail(stderr, "%v", err)
+		return fail(stderr, "plan", "%v", err)
+	}
+	managed := t.Online.Difference(t.Isolated) // what policy.NewState manages by default
+	if err := checkManaged(t, managed, "--reserved", reservedSet); err != nil {
+		return fail(stderr, "plan", "%v", err)
 	}
 	state, err := policy.NewState(t, policy.Config{Reserved: reservedSet})
 	if err != nil {
-		return fail(stderr, "--reserved: %v", err)
+		return fail(stderr, "plan", "%v", err)
 	}
 	if *available != "" {
-		avail, err := topology.ParseMask(*available)
-		if err != nil {
-			fmt.Fprintf(stderr, "numaspread plan: --available: %v\n", err)
-			return 2
+		if err := checkManaged(t, managed, "--available", avail); err != nil {
+			return fail(stderr, "plan", "%v", err)
 		}
 		if busy := state.Free().Difference(avail); !busy.IsEmpty() {
 			if err := state.Claim("unavailable", busy); err != nil {
-				return fail(stderr, "--available: %v", err)
+				return fail(stderr, "plan", "--available: %v", err)
 			}
 		}
 	}
 	a, err := state.Plan(policy.Request{CPUs: *cpus, Options: opts})
 	if err != nil {
-		return fail(stderr, "plan: %v", err)
+		return fail(stderr, "plan", "%v", err)
 	}
 	if *asJSON {
 		out := planOutput{CPUs: a.CPUs.String(), Mems: a.Mems.String(), NUMA: map[string]int{}}
@@ -76,7 +86,7 @@ func runPlan(args []string, stdout, stderr io.Writer) int {
 			out.NUMA[strconv.Itoa(s.Node)] = s.CPUs
 		}
 		if err := json.NewEncoder(stdout).Encode(out); err != nil {
-			return fail(stderr, "%v", err)
+			return fail(stderr, "plan", "%v", err)
 		}
 		return 0
 	}
@@ -103,4 +113,37 @@ func planOptions(mode, spread, fullCores, memory string) (policy.Options, error)
 		return o, fmt.Errorf("--memory: %w", err)
 	}
 	return o, nil
+}
+
+// checkManaged fails when list (the CPUs of flag what) holds CPUs outside
+// managed, naming them, and saying which are isolated (isolcpus=), offline
+// or absent from the machine, since those are the usual reasons.
+func checkManaged(t *topology.Topology, managed topology.Mask, what string, list topology.Mask) error {
+	bad := list.Difference(managed)
+	if bad.IsEmpty() {
+		return nil
+	}
+	msg := fmt.Sprintf("%s CPUs %s are not managed CPUs (managed: %s)", what, bad, managed)
+	var why []string
+	if iso := bad.Intersection(t.Isolated).Intersection(t.Online); !iso.IsEmpty() {
+		why = append(why, cpuList(iso, "is isolated", "are isolated")+" (isolcpus; plan manages only the online, non-isolated CPUs)")
+	}
+	if off := bad.Intersection(t.Offline); !off.IsEmpty() {
+		why = append(why, cpuList(off, "is offline", "are offline"))
+	}
+	if missing := bad.Difference(t.Online).Difference(t.Offline); !missing.IsEmpty() {
+		why = append(why, cpuList(missing, "does not exist", "do not exist"))
+	}
+	if len(why) > 0 {
+		msg += ": " + strings.Join(why, ", ")
+	}
+	return errors.New(msg)
+}
+
+// cpuList formats m as "CPU 3 <one>" or "CPUs 3-4 <many>".
+func cpuList(m topology.Mask, one, many string) string {
+	if m.Count() == 1 {
+		return "CPU " + m.String() + " " + one
+	}
+	return "CPUs " + m.String() + " " + many
 }

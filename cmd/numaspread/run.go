@@ -72,22 +72,22 @@ func servePlugin(ctx context.Context, args []string, stderr io.Writer) int {
 		cfg, err = overrides(cfg)
 	}
 	if err != nil {
-		return fail(stderr, "run: %v", err)
+		return fail(stderr, "run", "%v", err)
 	}
 
 	log, closeLog, err := newLogger(cfg.Log, *logFile, stderr)
 	if err != nil {
-		return fail(stderr, "run: %v", err)
+		return fail(stderr, "run", "%v", err)
 	}
 	defer closeLog()
 
 	topo, err := topology.Discover(cfg.Topology.Sysfs)
 	if err != nil {
-		return fail(stderr, "run: discovering the machine from %s: %v", cfg.Topology.Sysfs, err)
+		return fail(stderr, "run", "discovering the machine from %s: %v", cfg.Topology.Sysfs, err)
 	}
 	p, err := plugin.New(topo, cfg, log)
 	if err != nil {
-		return fail(stderr, "run: %v", err)
+		return fail(stderr, "run", "%v", err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -119,7 +119,7 @@ func servePlugin(ctx context.Context, args []string, stderr io.Writer) int {
 		return nil
 	}
 	if err := startMetrics(cfg.Metrics.Address); err != nil {
-		return fail(stderr, "run: %v", err)
+		return fail(stderr, "run", "%v", err)
 	}
 
 	if cfg.Source() != "" {

@@ -29,12 +29,11 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 	}
 	lay, err := view.ParseLayout(*layout)
 	if err != nil {
-		fmt.Fprintf(stderr, "numaspread status: --layout: %v\n", err)
-		return 2
+		return usageError(stderr, "status", "--layout: %v", err)
 	}
 	body, err := fetchState(*addr, *timeout)
 	if err != nil {
-		return fail(stderr, "status: %v", err)
+		return fail(stderr, "status", "%v", err)
 	}
 	if *asJSON {
 		stdout.Write(body)
@@ -42,10 +41,10 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 	}
 	var st metrics.State
 	if err := json.Unmarshal(body, &st); err != nil {
-		return fail(stderr, "status: the plugin at %s sent unreadable state: %v", *addr, err)
+		return fail(stderr, "status", "the plugin at %s sent unreadable state: %v", *addr, err)
 	}
 	if err := renderStatus(stdout, &st, lay, *width); err != nil {
-		return fail(stderr, "status: %v", err)
+		return fail(stderr, "status", "%v", err)
 	}
 	return 0
 }

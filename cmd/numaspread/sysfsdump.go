@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	iofs "io/fs"
@@ -18,32 +19,41 @@ func runSysfsDump(args []string, stdout, stderr io.Writer) int {
 		return st
 	}
 	if *out == "" {
-		fmt.Fprintln(stderr, "numaspread sysfs-dump: --out F.tar.gz is required")
-		return 2
+		return usageError(stderr, "sysfs-dump", "--out F.tar.gz is required")
 	}
 	fsys, err := topology.OpenSysfs(*sysfs)
 	if err != nil {
-		return fail(stderr, "sysfs-dump: %v", err)
+		return fail(stderr, "sysfs-dump", "%v", err)
 	}
 	files, err := topology.SysfsFiles(fsys)
 	if err != nil {
-		return fail(stderr, "sysfs-dump: %s: %v", *sysfs, err)
+		return fail(stderr, "sysfs-dump", "%s: %v", *sysfs, err)
 	}
 	if *out == "-" {
 		if err := topology.DumpTarGz(stdout, fsys); err != nil {
-			return fail(stderr, "sysfs-dump: %v", err)
+			return fail(stderr, "sysfs-dump", "%v", err)
 		}
+		// Standard output carries the archive, so the summary goes to
+		// stderr. The archive holds exactly the files discovery reads, so
+		// discovering from them tells what a reader of the archive will find.
+		t, err := topology.DiscoverFS(fsys)
+		if err != nil {
+			fmt.Fprintf(stderr, "wrote standard output: %d files\n", len(files))
+			fmt.Fprintf(stderr, "numaspread sysfs-dump: warning: discovery fails on the capture: %v\n", err)
+			return 0
+		}
+		fmt.Fprintf(stderr, "wrote standard output: %d files; %d CPUs, %d NUMA nodes\n", len(files), t.Online.Count(), len(t.Nodes))
 		return 0
 	}
 	if err := writeDump(*out, fsys); err != nil {
-		return fail(stderr, "sysfs-dump: %v", err)
+		return fail(stderr, "sysfs-dump", "%v", err)
 	}
 	// Read the capture back as `topology --sysfs` will. A machine that
 	// discovery fails on is worth a bug report too, so that is only a warning.
 	t, err := topology.Discover(*out)
 	if err != nil {
 		fmt.Fprintf(stdout, "wrote %s: %d files\n", *out, len(files))
-		fmt.Fprintf(stderr, "numaspread: sysfs-dump: warning: the capture cannot be read back: %v\n", err)
+		fmt.Fprintf(stderr, "numaspread sysfs-dump: warning: the capture cannot be read back: %v\n", err)
 		return 0
 	}
 	fmt.Fprintf(stdout, "wrote %s: %d files; %d CPUs, %d NUMA nodes (check: numaspread topology --sysfs %s)\n",
@@ -52,16 +62,21 @@ func runSysfsDump(args []string, stdout, stderr io.Writer) int {
 }
 
 // writeDump writes the tarball next to path and renames it into place, so
-// that a failed dump leaves no half-written file.
+// that a failed dump leaves no half-written file. Its errors name path
+// ("--out PATH: …"), not the temporary file the user never asked for.
 func writeDump(path string, fsys iofs.FS) (err error) {
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		return fmt.Errorf("--out %s is a folder: name the .tar.gz to write", path)
+	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
-		return err
+		return outError(path, "", err)
 	}
 	defer func() {
 		if err != nil {
 			tmp.Close()
 			os.Remove(tmp.Name())
+			err = outError(path, tmp.Name(), err)
 		}
 	}()
 	if err := topology.DumpTarGz(tmp, fsys); err != nil {
@@ -74,4 +89,21 @@ func writeDump(path string, fsys iofs.FS) (err error) {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)
+}
+
+// outError words an error about the file written for --out path as
+// "--out PATH: cause": an *fs.PathError or *os.LinkError on the temporary
+// file tmp (or, when tmp is "", from creating it) loses its operation and
+// the temporary name, which the user never asked for. Other errors, such as
+// a sysfs file that cannot be read, are returned as they are.
+func outError(path, tmp string, err error) error {
+	var pe *iofs.PathError
+	var le *os.LinkError
+	switch {
+	case errors.As(err, &pe) && (tmp == "" || pe.Path == tmp):
+		return fmt.Errorf("--out %s: %w", path, pe.Err)
+	case errors.As(err, &le) && le.Old == tmp:
+		return fmt.Errorf("--out %s: %w", path, le.Err)
+	}
+	return err
 }

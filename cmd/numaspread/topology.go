@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"strconv"
@@ -12,17 +13,30 @@ import (
 	"github.com/numaspread/numaspread/topology/synth"
 )
 
-// machineFlags are the flags that say which machine a command looks at.
+// machineFlags are the flags that say which machine a command looks at:
+// --sysfs or --machine, not both.
 type machineFlags struct {
 	sysfs   string
 	machine string
+	fs      *flag.FlagSet
 }
 
-func (m *machineFlags) register(fs interface {
-	StringVar(p *string, name, value, usage string)
-}) {
-	fs.StringVar(&m.sysfs, "sysfs", "/sys", "sysfs root: a directory containing devices/system, or a .tar.gz/.tar.xz of one")
-	fs.StringVar(&m.machine, "machine", "", "use a built-in synthetic machine instead of sysfs: "+presetNames())
+func (m *machineFlags) register(fs *flag.FlagSet) {
+	m.fs = fs
+	fs.StringVar(&m.sysfs, "sysfs", "/sys", "sysfs root: a directory containing devices/system, or a .tar.gz/.tar.xz of one (not with --machine)")
+	fs.StringVar(&m.machine, "machine", "", "use a built-in synthetic machine instead of sysfs (not with --sysfs): "+presetNames())
+}
+
+// check fails when both --sysfs and --machine were given: each names the
+// machine, and silently preferring one would hide a mistake. Commands call
+// it right after parsing and exit with status 2.
+func (m *machineFlags) check() error {
+	set := map[string]bool{}
+	m.fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if set["sysfs"] && set["machine"] {
+		return fmt.Errorf("--sysfs %s and --machine %s both name the machine: give one", m.sysfs, m.machine)
+	}
+	return nil
 }
 
 func presetNames() string {
@@ -34,6 +48,9 @@ func presetNames() string {
 }
 
 func (m *machineFlags) load() (*topology.Topology, error) {
+	if err := m.check(); err != nil {
+		return nil, err
+	}
 	if m.machine != "" {
 		spec, ok := synth.Preset(m.machine)
 		if !ok {
@@ -56,15 +73,18 @@ func runTopology(args []string, stdout, stderr io.Writer) int {
 	if st := parseFlags(fs, args); st >= 0 {
 		return st
 	}
+	if err := mf.check(); err != nil {
+		return usageError(stderr, "topology", "%v", err)
+	}
 	t, err := mf.load()
 	if err != nil {
-		return fail(stderr, "%v", err)
+		return fail(stderr, "topology", "%v", err)
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(topology.Summarize(t)); err != nil {
-			return fail(stderr, "%v", err)
+			return fail(stderr, "topology", "%v", err)
 		}
 		return 0
 	}
