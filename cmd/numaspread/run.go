@@ -41,6 +41,7 @@ func servePlugin(ctx context.Context, args []string, stderr io.Writer) int {
 	name := fs.String("name", "", "plugin name (overrides nri.plugin_name)")
 	idx := fs.String("idx", "", "two-digit plugin index (overrides nri.plugin_index)")
 	logLevel := fs.String("log-level", "", "debug | info | warn | error (overrides log.level)")
+	metricsAddr := fs.String("metrics-address", "", "serve /metrics, /healthz, /readyz and /state here, e.g. :9464 (overrides metrics.address)")
 	logFile := fs.String("log-file", "", "log to this file instead of stderr")
 	if st := parseFlags(fs, args); st >= 0 {
 		return st
@@ -56,7 +57,7 @@ func servePlugin(ctx context.Context, args []string, stderr io.Writer) int {
 		var err error
 		for _, o := range []struct{ flag, value string }{
 			{"nri.socket", *socket}, {"topology.sysfs", *sysfs}, {"nri.plugin_name", *name},
-			{"nri.plugin_index", *idx}, {"log.level", *logLevel},
+			{"nri.plugin_index", *idx}, {"log.level", *logLevel}, {"metrics.address", *metricsAddr},
 		} {
 			if o.value == "" {
 				continue

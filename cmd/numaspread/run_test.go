@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -275,4 +276,43 @@ func TestRunMetricsAddressInUse(t *testing.T) {
 	if st != 1 || !strings.Contains(stderr, "metrics.address "+busy.Addr().String()) {
 		t.Errorf("status %d, stderr %q", st, stderr)
 	}
+}
+
+// --metrics-address turns the endpoint on over a configuration file that
+// has none (the Kubernetes metrics overlay does this), and a reload of the
+// file keeps it.
+func TestRunMetricsAddressFlag(t *testing.T) {
+	dir := t.TempDir()
+	sysfs := filepath.Join(dir, "sys")
+	if err := synth.SmallTwoNode().WriteDir(sysfs); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "config.toml")
+	if err := os.WriteFile(path, []byte("[log]\nformat = \"json\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rt := mockruntime.NewForTest(t)
+	addr := freeAddr(t)
+	var log syncBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	status := make(chan int, 1)
+	go func() {
+		status <- servePlugin(ctx, []string{"--config", path, "--socket", rt.SocketPath(), "--sysfs", sysfs,
+			"--metrics-address", addr}, &log)
+	}()
+	defer func() {
+		cancel()
+		if st := <-status; st != 0 {
+			t.Errorf("run exited %d:\n%s", st, log.String())
+		}
+	}()
+	findLog(t, &log, func(m map[string]any) bool { return strings.HasPrefix(m["msg"].(string), "serving /metrics") })
+	waitHTTP(t, "readiness", "http://"+addr+"/readyz", func(code int, _ string) bool { return code == http.StatusOK })
+	if err := os.WriteFile(path, []byte("[log]\nformat = \"json\"\n[policy]\nmode = \"packed\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if m := findLog(t, &log, func(m map[string]any) bool { return m["msg"] == "configuration file reloaded" }); strings.Contains(fmt.Sprint(m["changed"]), "metrics") {
+		t.Errorf("the reload dropped the flag: changed %v", m["changed"])
+	}
+	waitHTTP(t, "readiness after reload", "http://"+addr+"/readyz", func(code int, _ string) bool { return code == http.StatusOK })
 }
