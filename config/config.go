@@ -197,7 +197,7 @@ func Load(path string, mustExist bool) (Config, error) {
 type Error struct {
 	Source string // file name or ConfigureSource; "" when the Config was not parsed
 	Line   int    // 1-based; 0 when unknown (e.g. a key left at its default)
-	Key    string // "policy.spread"; "" for a syntax error that names no key
+	Key    string // "policy.spread"; "" when no key is known (e.g. a syntax error in a [table] header)
 	Msg    string
 }
 

@@ -211,9 +211,34 @@ func TestParseErrors(t *testing.T) {
 		// The TOML parser places a multi-line string where it ends.
 		{"multi-line string", "[policy]\nreserved_cpus = \"\"\"\n0-x\"\"\"", []string{`f:3: policy.reserved_cpus: invalid cpulist "0-x": CPU id "x" is not a non-negative integer`}},
 
-		// Syntax errors stop parsing.
-		{"syntax", "[policy]\nmode = packed\nspread = \"most\"", []string{`f:2: invalid TOML: expected value but found "packed" instead`}},
-		{"duplicate key", "[policy]\nmode = \"packed\"\nmode = \"packed\"", []string{`f:3: invalid TOML: Key 'policy.mode' has already been defined.`}},
+		// Syntax errors stop parsing. On a key = value line they name the
+		// key, with the section of the [table] above; an unquoted word for a
+		// string key gets the line with quotes.
+		{"syntax", "[policy]\nmode = packed\nspread = \"most\"", []string{`f:2: policy.mode: invalid TOML: expected value but found "packed" instead; quote strings: mode = "packed"`}},
+		{"syntax cpulist", "[policy]\nreserved_cpus = 0,1", []string{`f:2: policy.reserved_cpus: invalid TOML: expected a top-level item to end with a newline, comment, or EOF, but got ',' instead; quote strings: reserved_cpus = "0,1"`}},
+		{"syntax path and comment", "[nri]\nsocket = /run/nri.sock  # the socket", []string{`f:2: nri.socket: invalid TOML: expected value but found '/' instead; quote strings: socket = "/run/nri.sock"`}},
+		{"syntax int too large", "[policy]\nmax_numa_nodes = 99999999999999999999", []string{`f:2: policy.max_numa_nodes: invalid TOML: 99999999999999999999 is out of range for int64`}},
+		{"syntax word for int", "[policy]\nmax_numa_nodes = two", []string{`f:2: policy.max_numa_nodes: invalid TOML: expected value but found "two" instead`}},
+		{"syntax after value", "[policy]\nmode = \"packed\" x", []string{`f:2: policy.mode: invalid TOML: expected a top-level item to end with a newline, comment, or EOF, but got 'x' instead`}},
+		{"syntax no value", "[policy]\nmode =\n", []string{`f:2: policy.mode: invalid TOML: expected value but found '\n' instead`}},
+		{"syntax unterminated string", "[policy]\nmode = \"packed", []string{`f:2: policy.mode: invalid TOML: unexpected EOF; expected '"'`}},
+		{"syntax two words", "[nri]\nplugin_name = numa spread", []string{`f:2: nri.plugin_name: invalid TOML: expected value but found "numa" instead`}},
+		{"syntax dotted quoted key", "# c\npolicy . \"mode\" = packed", []string{`f:2: policy.mode: invalid TOML: expected value but found "packed" instead; quote strings: policy . "mode" = "packed"`}},
+		{"syntax quoted header", "# [log]\r\n[ 'policy' ] # [log]\r\n\r\nmode = packed\r\n", []string{`f:4: policy.mode: invalid TOML: expected value but found "packed" instead; quote strings: mode = "packed"`}},
+		{"syntax subtable", "[policy]\n[nri.a]\nb = c", []string{`f:3: nri.a.b: invalid TOML: expected value but found "c" instead`}},
+		{"syntax array of tables", "[[log]]\nlevel = warn", []string{`f:2: log.level: invalid TOML: expected value but found "warn" instead; quote strings: level = "warn"`}},
+		{"syntax outside section", "mode = packed", []string{`f:1: mode: invalid TOML: expected value but found "packed" instead`}},
+		{"syntax inline table", "policy = { spread = all, mode = packed }", []string{`f:1: policy.spread: invalid TOML: expected value but found "all" instead`}},
+		{"syntax header in string", "[log]\nformat = \"\"\"\n[policy]\n\"\"\"\nlevel = warn", []string{`f:5: log.level: invalid TOML: expected value but found "warn" instead; quote strings: level = "warn"`}},
+		{"duplicate key", "[policy]\nmode = \"packed\"\nmode = \"packed\"", []string{`f:3: policy.mode: invalid TOML: Key 'policy.mode' has already been defined.`}},
+		// Elsewhere they name no key: in a [table] header, in a key, or
+		// inside a value that spans lines.
+		{"syntax in header", "[policy]\nmode = \"packed\"\n[lo g]", []string{`f:3: invalid TOML: expected '.' or ']' to end table name, but got 'g' instead`}},
+		{"duplicate table", "[policy]\n[policy]", []string{`f:2: invalid TOML: Key 'policy' has already been defined.`}},
+		{"syntax in key", "[policy]\nmo de = 1", []string{`f:2: invalid TOML: expected '.' or '=', but got 'd' instead`}},
+		{"syntax in multi-line array", "[policy]\nreserved_cpus = [\n0,\nx = 1\n]", []string{`f:4: invalid TOML: expected value but found "x" instead`}},
+		{"syntax in multi-line string", "[policy]\nreserved_cpus = \"\"\"\nmode = \\q\"\"\"", []string{`f:3: invalid TOML: invalid escape in string '\q'`}},
+		{"syntax in multi-line inline table", "[policy]\nx = { a = 1,\nb = c }", []string{`f:3: invalid TOML: expected value but found "c" instead`}},
 
 		// Every problem is reported, in file order.
 		{"several", "[nri]\nplugin_index = 1\n[policy]\nspread = \"most\"\nfoo = 2\n[log]\nlevel = \"loud\"\n[bar]", []string{
@@ -249,6 +274,14 @@ func TestParseErrorValues(t *testing.T) {
 	}
 	if err.Error() != `/etc/numaspread/config.toml:3: policy.spread: "most" is not one of all, minimal` {
 		t.Errorf("got %q", err)
+	}
+
+	_, err = Parse("f", []byte("[policy]\n\nspread = most\n"))
+	if !errors.As(err, &e) {
+		t.Fatalf("%v is not an *Error", err)
+	}
+	if e.Line != 3 || e.Key != "policy.spread" {
+		t.Errorf("syntax error: got %+v, want line 3, key policy.spread", *e)
 	}
 }
 

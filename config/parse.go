@@ -29,7 +29,10 @@ const maxErrors = 20
 //
 // Parse reports every problem it finds (the first 20, then a count), joined with
 // errors.Join in file order, so that one edit can fix them all. A syntax
-// error stops parsing and is reported alone.
+// error stops parsing and is reported alone; it names the key when it is on
+// a key = value line:
+//
+//	/etc/numaspread/config.toml:3: policy.mode: invalid TOML: expected value but found "packed" instead; quote strings: mode = "packed"
 //
 // Parse checks cpulists for syntax only; Resolve checks them against the machine.
 func Parse(name string, data []byte) (Config, error) {
@@ -50,7 +53,7 @@ func Parse(name string, data []byte) (Config, error) {
 	if err != nil {
 		var pe toml.ParseError
 		if errors.As(err, &pe) {
-			return Config{}, &Error{Source: name, Line: pe.Position.Line, Msg: "invalid TOML: " + pe.Message}
+			return Config{}, syntaxError(name, text, pe)
 		}
 		return Config{}, &Error{Source: name, Msg: "invalid TOML: " + err.Error()}
 	}
