@@ -93,6 +93,7 @@ func runHost(o options, r *report) error {
 		{"exclusive-and-shared", h.exclusiveAndShared},
 		{"plugin-restart", h.pluginRestart},
 		{"containerd-restart", h.containerdRestart},
+		{"exit-releases", h.exitReleases},
 		{"timings", h.timings},
 		{"daemonset", h.daemonSet},
 		{"pre-installed", h.preInstalled},
@@ -516,4 +517,42 @@ func rpcDesc(s string) string {
 		s = s[:i]
 	}
 	return strings.TrimRight(s, `"`)
+}
+
+// exitReleases: a Guaranteed container that exits on its own (an init
+// container, a finished job) hands its CPUs back with no CRI StopContainer:
+// containerd tells NRI plugins about the exit (a StopContainer event).
+func (h *hostRun) exitReleases() error {
+	e := h.e
+	be, err := e.startPod(podSpec{name: "exit-shared", qos: bestEffort})
+	if err != nil {
+		return err
+	}
+	e.expect("exit/shared", be, h.online, h.mems)
+	g, err := e.startPod(podSpec{name: "exit-guaranteed", qos: guaranteed, cpuRequest: 1000, probeArgs: []string{"once"}})
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(e.slow)
+	var report map[string]string
+	for {
+		in, err := e.inspect(g)
+		report = lastProbe(readFile(filepath.Join(g.logDir, "main.log")))
+		if err == nil && in.Status.State == "CONTAINER_EXITED" && len(report) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("exit-guaranteed did not exit with a report within %s", e.slow)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	check(e.r, "exit/had-exclusive-cpus", canon(report["Cpus_allowed_list"]) == canon(h.excl),
+		"exit-guaranteed ran on %s (want %s) and exited", report["Cpus_allowed_list"], h.excl)
+	e.expect("exit/shared-grows-after-exit", be, h.online, h.mems)
+	released := false
+	for _, line := range strings.Split(e.pluginLogText(), "\n") {
+		released = released || strings.Contains(line, "exclusive CPUs released") && strings.Contains(line, "exit-guaranteed")
+	}
+	check(e.r, "exit/plugin-released", released, "the plugin logged the release of exit-guaranteed's CPUs with no crictl stop")
+	return e.removeAllPods()
 }

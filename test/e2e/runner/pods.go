@@ -22,9 +22,10 @@ const (
 type podSpec struct {
 	name        string
 	qos         string
-	cpuRequest  int64 // milliCPU; Guaranteed: also the limit
-	cpuLimit    int64 // milliCPU, Burstable only (0: none)
-	memLimit    int64 // bytes (0: the defaults below)
+	cpuRequest  int64    // milliCPU; Guaranteed: also the limit
+	cpuLimit    int64    // milliCPU, Burstable only (0: none)
+	memLimit    int64    // bytes (0: the defaults below)
+	probeArgs   []string // arguments of the probe ("once": report and exit)
 	annotations map[string]string
 	namespace   string         // "" : e2e
 	kube        *kubeContainer // nil: the probe image; else a pod template's container (daemonset.go)
@@ -172,7 +173,7 @@ func (e *env) writeConfigs(p *pod) error {
 	name, security := "main", map[string]any{}
 	ctrCfg := map[string]any{
 		"image":   map[string]any{"image": probeImage},
-		"command": []string{"/probe"},
+		"command": append([]string{"/probe"}, s.probeArgs...),
 	}
 	if k := s.kube; k != nil {
 		name, security = k.name, k.security
