@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math/rand"
+	"slices"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -85,6 +87,11 @@ func fuzzWorld(seed int64, n uint8, cpusA, cpusB, annKey, annVal string) ([]*api
 	if rng.Intn(4) == 0 && len(ctrs) > 0 {
 		ctrs = append(ctrs, ctrs[rng.Intn(len(ctrs))]) // the same container listed twice
 	}
+	if rng.Intn(4) == 0 && len(ctrs) > 1 {
+		// Two different listings of one id (other resources, cpusets, state).
+		last := ctrs[len(ctrs)-1]
+		last.Id = ctrs[rng.Intn(len(ctrs)-1)].Id
+	}
 	return pods, ctrs
 }
 
@@ -118,6 +125,18 @@ func checkPlugin(t *testing.T, p *Plugin, want map[string]int) {
 			t.Fatalf("%s: exclusive CPUs %s overlap others (%s), are unmanaged or reserved", c.ID, cpus, held)
 		}
 		held.UnionInPlace(cpus)
+	}
+	// The policy state holds exactly what the exclusive records say.
+	owners := p.state.Owners()
+	var exclusive []string
+	for _, c := range s.Containers {
+		if c.Exclusive {
+			exclusive = append(exclusive, c.ID)
+		}
+	}
+	sort.Strings(exclusive)
+	if !slices.Equal(owners, exclusive) || !p.state.Held().Equals(held) {
+		t.Fatalf("policy state holds %s for %v, the records %s for %v", p.state.Held(), owners, held, exclusive)
 	}
 }
 
@@ -167,19 +186,22 @@ func FuzzSynchronize(f *testing.F) {
 		for _, pod := range pods {
 			podByID[pod.GetId()] = pod
 		}
-		want := map[string]int{}
+		// An id listed twice keeps its first listing.
+		byID := map[string]*api.Container{}
 		for _, c := range ctrs {
+			if _, dup := byID[c.GetId()]; !dup {
+				byID[c.GetId()] = c
+			}
+		}
+		want := map[string]int{}
+		for id, c := range byID {
 			if pod := podByID[c.GetPodSandboxId()]; pod != nil {
-				want[c.GetId()] = inferWorkload(pod, c).exclusive
+				want[id] = inferWorkload(pod, c).exclusive
 			}
 		}
 		checkPlugin(t, p, want)
 
 		// Converged: apply the updates, synchronize again, nothing to do.
-		byID := map[string]*api.Container{}
-		for _, c := range ctrs {
-			byID[c.GetId()] = c
-		}
 		for _, u := range updates {
 			c := byID[u.GetContainerId()]
 			if c.Linux == nil {

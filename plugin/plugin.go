@@ -3,8 +3,10 @@
 // annotations) and the policy's answers into cpuset adjustments for the new
 // container plus updates for every shared container whose cpuset changed.
 //
-// It is the only package that imports NRI. Handlers run under one mutex;
-// they do no I/O, so every request returns in microseconds.
+// It is the only package that imports NRI. Handlers run under one mutex
+// and do no I/O under it: the container handlers write their log lines once
+// it is released (Synchronize, once a connection, logs as it goes), so every
+// request returns in microseconds.
 package plugin
 
 import (
@@ -155,15 +157,42 @@ func (p *Plugin) Configure(_ context.Context, text, runtime, version string) (ap
 func (p *Plugin) CreateContainer(_ context.Context, pod *api.PodSandbox, ctr *api.Container) (_ *api.ContainerAdjustment, _ []*api.ContainerUpdate, err error) {
 	defer p.recoverPanic("CreateContainer", containerRef(pod, ctr), &err, func() { p.dropUnrecorded(ctr.GetId()) })
 	start := time.Now()
+	p.debugRequest("CreateContainer", pod, ctr)
+	var logs logBuffer
+	defer logs.flush() // after a panic too; nothing left to write otherwise
+	adj, updates, err := p.create(pod, ctr, start, &logs)
+	logs.flush()
+	if err != nil {
+		return nil, nil, err
+	}
+	p.debugReply("CreateContainer", pod, ctr, adj, updates)
+	return adj, updates, nil
+}
+
+// create is CreateContainer under the plugin's lock; its log lines go to
+// logs. It changes nothing when it fails or panics.
+func (p *Plugin) create(pod *api.PodSandbox, ctr *api.Container, start time.Time, logs *logBuffer) (_ *api.ContainerAdjustment, _ []*api.ContainerUpdate, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	defer p.observe("CreateContainer", start, &err)
-	p.debugRequest("CreateContainer", pod, ctr)
 
-	c, outcome, err := p.place(pod, ctr)
+	if old, ok := p.ctrs[ctr.GetId()]; ok {
+		// A repeated create of a running container's id: decide from a
+		// clean slate (its CPUs may be chosen again), but give the running
+		// container its record and CPUs back unless the new one is made.
+		held := p.state.Release(old.id)
+		delete(p.ctrs, old.id)
+		defer func() {
+			if _, made := p.ctrs[old.id]; !made {
+				p.reinstate(old, held, logs)
+			}
+		}()
+	}
+
+	c, outcome, err := p.place(pod, ctr, logs)
 	p.decided(outcome)
 	if err != nil {
-		p.log.WithFields(ctrFields(pod, ctr)).WithError(err).Error("container rejected")
+		logs.add(p.log.WithFields(ctrFields(pod, ctr)).WithError(err), logrus.ErrorLevel, "container rejected")
 		return nil, nil, err
 	}
 	adj := &api.ContainerAdjustment{}
@@ -172,26 +201,38 @@ func (p *Plugin) CreateContainer(_ context.Context, pod *api.PodSandbox, ctr *ap
 		adj.SetLinuxCPUSetMems(c.mems)
 	}
 	updates := p.sharedUpdates(c.id)
+	c.seq = p.nextSeq()
 	p.ctrs[c.id] = c
 	p.gen++
-	p.log.WithFields(ctrFields(pod, ctr)).WithFields(logrus.Fields{
+	logs.add(p.log.WithFields(ctrFields(pod, ctr)).WithFields(logrus.Fields{
 		"class": className(c.exclusive), "policy": c.policy, "cpus": c.cpus, "mems": c.mems, "why": c.why,
 		"updates": len(updates), "took": time.Since(start).String(),
-	}).Info("container placed")
-	p.debugReply("CreateContainer", pod, ctr, adj, updates)
+	}), logrus.InfoLevel, "container placed")
 	return adj, updates, nil
 }
 
-// place decides where a container goes and records exclusive CPUs in the
-// policy state. It changes nothing when it fails. outcome is one of the
-// Outcome constants.
-func (p *Plugin) place(pod *api.PodSandbox, ctr *api.Container) (c *container, outcome string, err error) {
-	ref := containerRef(pod, ctr)
-	if old, ok := p.ctrs[ctr.GetId()]; ok {
-		// A repeated create of the same id: start from a clean slate.
-		p.forget(old)
+// reinstate puts back the record of a running container, and its exclusive
+// CPUs, after a repeated create of its id failed; held is what it held.
+func (p *Plugin) reinstate(old *container, held topology.Mask, logs *logBuffer) {
+	p.state.Release(old.id) // whatever a panicking attempt recorded
+	if old.exclusive {
+		if err := p.state.Adopt(old.id, held); err != nil {
+			// Cannot happen: nothing took the CPUs since they were released.
+			// The pool is better for the container than CPUs nobody holds.
+			logs.add(p.log.WithField("container", old.ref).WithError(err), logrus.ErrorLevel,
+				"cannot give a running container its exclusive CPUs back after a failed repeated create: moving it to the shared pool")
+			old.exclusive, old.policy = false, ""
+		}
 	}
-	c = &container{id: ctr.GetId(), podID: pod.GetId(), ref: ref, seq: p.nextSeq()}
+	p.ctrs[old.id] = old
+}
+
+// place decides where a container without a record goes and records
+// exclusive CPUs in the policy state. It changes nothing when it fails.
+// outcome is one of the Outcome constants. Its log lines go to logs.
+func (p *Plugin) place(pod *api.PodSandbox, ctr *api.Container, logs *logBuffer) (c *container, outcome string, err error) {
+	ref := containerRef(pod, ctr)
+	c = &container{id: ctr.GetId(), podID: pod.GetId(), ref: ref}
 	w := inferWorkload(pod, ctr)
 	c.why = w.why
 	opts, optOut := p.defaults, false
@@ -200,7 +241,7 @@ func (p *Plugin) place(pod *api.PodSandbox, ctr *api.Container) (c *container, o
 			return nil, OutcomeRejectAnnotation, fmt.Errorf("container %s: %w", ref, err)
 		}
 		if unknown := unknownAnnotations(pod.GetAnnotations()); len(unknown) > 0 {
-			p.log.WithFields(ctrFields(pod, ctr)).Warnf("ignoring unknown annotations %v", unknown)
+			logs.add(p.log.WithFields(ctrFields(pod, ctr)), logrus.WarnLevel, fmt.Sprintf("ignoring unknown annotations %v", unknown))
 		}
 	}
 	outcome = OutcomeShared
@@ -217,7 +258,7 @@ func (p *Plugin) place(pod *api.PodSandbox, ctr *api.Container) (c *container, o
 		if p.cfg.Policy.OnInsufficient != config.InsufficientShared {
 			return nil, OutcomeRejectInsufficient, fmt.Errorf("container %s (Guaranteed, %d CPUs, policy %s): %w", ref, w.exclusive, opts.Mode, err)
 		}
-		p.log.WithFields(ctrFields(pod, ctr)).WithError(err).Warn("not enough CPUs: running in the shared pool (on_insufficient = shared)")
+		logs.add(p.log.WithFields(ctrFields(pod, ctr)).WithError(err), logrus.WarnLevel, "not enough CPUs: running in the shared pool (on_insufficient = shared)")
 		outcome, c.why = OutcomeFallbackShared, "not enough free CPUs (on_insufficient = shared)"
 	} else if optOut && w.exclusive > 0 {
 		c.why = "opted out by annotation " + annotationExclusive
@@ -277,14 +318,17 @@ func (p *Plugin) StopContainer(_ context.Context, pod *api.PodSandbox, ctr *api.
 	defer p.recoverPanic("StopContainer", containerRef(pod, ctr), &err)
 	defer p.observeLocked("StopContainer", time.Now(), &err)
 	p.debugRequest("StopContainer", pod, ctr)
+	var logs logBuffer
+	defer logs.flush()
 	updates := func() []*api.ContainerUpdate {
 		p.mu.Lock()
 		defer p.mu.Unlock()
-		p.release(pod, ctr, "stopped")
+		p.release(pod, ctr, "stopped", &logs)
 		p.gen++
 		// Also carries pool changes earlier RemoveContainer requests held back.
 		return p.sharedUpdates("")
 	}()
+	logs.flush()
 	p.debugReply("StopContainer", pod, ctr, nil, updates)
 	return updates, nil
 }
@@ -299,16 +343,19 @@ func (p *Plugin) StopContainer(_ context.Context, pod *api.PodSandbox, ctr *api.
 func (p *Plugin) RemoveContainer(_ context.Context, pod *api.PodSandbox, ctr *api.Container) (err error) {
 	defer p.recoverPanic("RemoveContainer", containerRef(pod, ctr), &err)
 	defer p.observeLocked("RemoveContainer", time.Now(), &err)
+	var logs logBuffer
+	defer logs.flush()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.release(pod, ctr, "removed")
+	p.release(pod, ctr, "removed", &logs)
 	return nil
 }
 
 // release forgets a container and frees its exclusive CPUs; the shared
 // containers' records are left as they are, so that the next
-// sharedUpdates reports them. The caller holds p.mu.
-func (p *Plugin) release(pod *api.PodSandbox, ctr *api.Container, why string) {
+// sharedUpdates reports them. The caller holds p.mu; the log line goes to
+// logs.
+func (p *Plugin) release(pod *api.PodSandbox, ctr *api.Container, why string, logs *logBuffer) {
 	c, ok := p.ctrs[ctr.GetId()]
 	if !ok {
 		return
@@ -316,7 +363,7 @@ func (p *Plugin) release(pod *api.PodSandbox, ctr *api.Container, why string) {
 	p.gen++
 	p.forget(c)
 	if c.exclusive {
-		p.log.WithFields(ctrFields(pod, ctr)).WithField("cpus", c.cpus).Infof("container %s: exclusive CPUs released", why)
+		logs.add(p.log.WithFields(ctrFields(pod, ctr)).WithField("cpus", c.cpus), logrus.InfoLevel, "container "+why+": exclusive CPUs released")
 	}
 }
 
@@ -341,23 +388,49 @@ func (p *Plugin) forget(c *container) {
 // since numaspread owns cpusets on this node.
 func (p *Plugin) UpdateContainer(_ context.Context, pod *api.PodSandbox, ctr *api.Container, _ *api.LinuxResources) (_ []*api.ContainerUpdate, err error) {
 	defer p.recoverPanic("UpdateContainer", containerRef(pod, ctr), &err)
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	defer p.observe("UpdateContainer", time.Now(), &err)
+	start := time.Now()
 	p.debugRequest("UpdateContainer", pod, ctr)
-	c, ok := p.ctrs[ctr.GetId()]
-	if !ok {
-		return nil, nil
-	}
-	// The reply also carries pool changes held back since the last reply.
-	p.gen++
-	updates := p.sharedUpdates(c.id)
-	if !c.exclusive {
-		c.cpus, c.mems = p.sharedCPUSet()
-	}
-	updates = append(updates, cpusetUpdate(c))
+	updates := func() []*api.ContainerUpdate {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		defer p.observe("UpdateContainer", start, &err)
+		c, ok := p.ctrs[ctr.GetId()]
+		if !ok {
+			return nil
+		}
+		// The reply also carries pool changes held back since the last reply.
+		p.gen++
+		updates := p.sharedUpdates(c.id)
+		if !c.exclusive {
+			c.cpus, c.mems = p.sharedCPUSet()
+		}
+		return append(updates, cpusetUpdate(c))
+	}()
 	p.debugReply("UpdateContainer", pod, ctr, nil, updates)
 	return updates, nil
+}
+
+// logBuffer holds log lines built under p.mu, to be written once it is
+// released: with a log file every line is a write, which must not
+// serialise the requests.
+type logBuffer []logLine
+
+type logLine struct {
+	entry *logrus.Entry
+	level logrus.Level
+	msg   string
+}
+
+func (b *logBuffer) add(e *logrus.Entry, level logrus.Level, msg string) {
+	*b = append(*b, logLine{e, level, msg})
+}
+
+// flush writes the buffered lines, in order, and empties the buffer.
+func (b *logBuffer) flush() {
+	for _, l := range *b {
+		l.entry.Log(l.level, l.msg)
+	}
+	*b = nil
 }
 
 func (p *Plugin) nextSeq() uint64 {

@@ -19,7 +19,8 @@ import (
 // older container wins a CPU claimed twice; exclusive containers without
 // valid CPUs (created while the plugin was away, or losers of a double claim)
 // are allocated now; every shared container gets the shared pool. The
-// returned updates carry the fixes.
+// returned updates carry the fixes. An id listed twice keeps its first
+// listing; the others are ignored, with a warning.
 func (p *Plugin) Synchronize(_ context.Context, pods []*api.PodSandbox, ctrs []*api.Container) (_ []*api.ContainerUpdate, err error) {
 	defer p.recoverPanic("Synchronize", fmt.Sprintf("%d pods, %d containers", len(pods), len(ctrs)), &err)
 	start := time.Now()
@@ -39,7 +40,17 @@ func (p *Plugin) Synchronize(_ context.Context, pods []*api.PodSandbox, ctrs []*
 		podByID[pod.GetId()] = pod
 	}
 	ordered := make([]*api.Container, 0, len(ctrs))
+	seen := make(map[string]bool, len(ctrs))
 	for _, ctr := range ctrs {
+		// An id listed twice is a runtime bug; two records for one id
+		// would both claim CPUs while the plugin could keep only one. The
+		// first listing wins, whatever its state.
+		if id := ctr.GetId(); seen[id] {
+			p.log.WithFields(ctrFields(podByID[ctr.GetPodSandboxId()], ctr)).WithField("id", id).
+				Warn("container listed twice by the runtime: ignoring all but the first listing")
+			continue
+		}
+		seen[ctr.GetId()] = true
 		if ctr.GetState() != api.ContainerState_CONTAINER_STOPPED {
 			ordered = append(ordered, ctr)
 		}

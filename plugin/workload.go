@@ -36,6 +36,29 @@ type workload struct {
 // inferWorkload applies DESIGN.md "Who gets what": the QoS class from the
 // pod's cgroup parent (cross-checked with oom_score_adj), the CPU request
 // from cpu.shares and the limit from quota/period.
+//
+// Pod-level resources (pod spec.resources, KEP-2837), which reach NRI as
+// PodSandbox.Linux.PodResources, never make a container exclusive: a
+// container is judged by the CPU request and limit it carries itself. The
+// kubelet's static CPU manager policy gives a pod with pod-level resources
+// no exclusive CPUs at all; only with the PodLevelResourceManagers feature
+// gate (alpha in 1.36, off by default) does it give them, and then only to
+// containers with Guaranteed resources of their own, the others sharing the
+// rest of the pod's budget with their siblings, which NRI does not show us.
+// So:
+//
+//   - A container with no CPU request and no limit of its own (cpu.shares
+//     ≤ 2, no quota) in a pod with pod-level resources is shared, and the
+//     log says why. The pod's whole-CPU budget is not handed to it: NRI does
+//     not tell whether other containers of the pod would share it.
+//   - A container with resources of its own is judged by them, as in any
+//     other pod (NRI cannot tell whether its pod also sets pod-level
+//     resources). Kubelets that copy the pod-level limit into a container
+//     without one (its quota, and its cpu.shares when it has no request)
+//     make such a container look exactly like the only container of a
+//     Guaranteed pod of that size: it is placed as one. Several of them in
+//     one pod would each get the pod's count; opt them out with the
+//     numaspread.io/exclusive annotation.
 func inferWorkload(pod *api.PodSandbox, ctr *api.Container) workload {
 	cpu := ctr.GetLinux().GetResources().GetCpu()
 	w := workload{
@@ -61,6 +84,10 @@ func inferWorkload(pod *api.PodSandbox, ctr *api.Container) workload {
 		// -997 to its own score, typically 0, so only a positive score
 		// contradicts the cgroup parent.
 		w.why = fmt.Sprintf("oom_score_adj %d is a Burstable or BestEffort score, not Guaranteed (%d)", oom.GetValue(), guaranteedOOMScoreAdj)
+	case w.requestMilli == 0 && w.limitMilli == 0 && hasPodLevelCPU(pod):
+		podCPU := pod.GetLinux().GetPodResources().GetCpu()
+		w.why = fmt.Sprintf("no CPU request or limit of its own; pod-level resources (request %dm, limit %dm) give no exclusive CPUs",
+			sharesToMilli(podCPU.GetShares().GetValue()), quotaToMilli(podCPU.GetQuota().GetValue(), podCPU.GetPeriod().GetValue()))
 	case w.requestMilli == 0 || w.requestMilli != w.limitMilli:
 		w.why = fmt.Sprintf("CPU request %dm differs from limit %dm", w.requestMilli, w.limitMilli)
 	case w.requestMilli%1000 != 0:
@@ -69,6 +96,13 @@ func inferWorkload(pod *api.PodSandbox, ctr *api.Container) workload {
 		w.exclusive = int(w.requestMilli / 1000)
 	}
 	return w
+}
+
+// hasPodLevelCPU reports whether the runtime passed the pod's CPU resources
+// (PodSandbox.Linux.PodResources) with a request or a limit.
+func hasPodLevelCPU(pod *api.PodSandbox) bool {
+	cpu := pod.GetLinux().GetPodResources().GetCpu()
+	return sharesToMilli(cpu.GetShares().GetValue()) > 0 || quotaToMilli(cpu.GetQuota().GetValue(), cpu.GetPeriod().GetValue()) > 0
 }
 
 // qosOf reads the QoS class from the pod's cgroup parent, in both the

@@ -137,3 +137,62 @@ func TestAnnotationChoices(t *testing.T) {
 		t.Errorf("unknownAnnotations = %v", got)
 	}
 }
+
+// Pod-level resources (spec.resources, KEP-2837) never make a container
+// exclusive: the container's own request and limit decide, as with the
+// kubelet's static policy (see inferWorkload).
+func TestInferWorkloadPodLevelResources(t *testing.T) {
+	guaranteedOOM := -997
+	podCPU := func(shares uint64, quota int64) *api.LinuxResources {
+		cpu := &api.LinuxCPU{Period: api.UInt64(uint64(100000))}
+		if shares > 0 {
+			cpu.Shares = api.UInt64(shares)
+		}
+		if quota != 0 {
+			cpu.Quota = api.Int64(quota)
+		}
+		return &api.LinuxResources{Cpu: cpu}
+	}
+	tests := []struct {
+		name          string
+		parent        string
+		podResources  *api.LinuxResources // nil: the runtime passed none
+		shares        uint64
+		quota         int64
+		wantQoS       QoS
+		wantExclusive int
+		wantWhy       string
+	}{
+		// The container has nothing of its own; the pod is Guaranteed with 4
+		// whole CPUs. The kubelet gives no exclusive CPUs, nor do we.
+		{"no own resources, pod-level 4 CPUs", "/kubepods/podapp", podCPU(4096, 400000), 2, 0, Guaranteed, 0, "pod-level resources (request 4000m, limit 4000m) give no exclusive CPUs"},
+		{"no own resources, pod-level 4 CPUs (systemd)", "kubepods-podapp.slice", podCPU(4096, 400000), 0, 0, Guaranteed, 0, "no CPU request or limit of its own"},
+		{"no own resources, pod-level fractional", "/kubepods/podapp", podCPU(1536, 150000), 2, 0, Guaranteed, 0, "request 1500m, limit 1500m"},
+		{"no own resources, pod-level limit only", "/kubepods/podapp", podCPU(0, 200000), 2, 0, Guaranteed, 0, "request 0m, limit 2000m"},
+		// Without pod-level resources the message is the usual one.
+		{"no own resources, no pod resources", "/kubepods/podapp", nil, 2, 0, Guaranteed, 0, "CPU request 0m differs from limit 0m"},
+		{"no own resources, empty pod resources", "/kubepods/podapp", podCPU(2, 0), 2, 0, Guaranteed, 0, "CPU request 0m differs from limit 0m"},
+		// Pod-level resources never lift the QoS class from the cgroup parent.
+		{"Burstable pod with pod-level resources", "/kubepods/burstable/podapp", podCPU(4096, 800000), 2, 0, Burstable, 0, "QoS class Burstable"},
+		// A container with its own Guaranteed resources is judged by them.
+		{"own 2 CPUs in a pod-level 4-CPU pod", "/kubepods/podapp", podCPU(4096, 400000), 2048, 200000, Guaranteed, 2, ""},
+		{"own fractional in a pod-level 4-CPU pod", "/kubepods/podapp", podCPU(4096, 400000), 1536, 150000, Guaranteed, 0, "not a whole number"},
+		// A container with its own request but no limit, in a kubelet that
+		// copies the pod-level limit into it: request ≠ limit.
+		{"own request 1 CPU, pod limit copied in", "/kubepods/podapp", podCPU(4096, 400000), 1024, 400000, Guaranteed, 0, "CPU request 1000m differs from limit 4000m"},
+		// Neither, in such a kubelet: shares and quota both come from the pod
+		// limit, and the container is indistinguishable from the only
+		// container of a 4-CPU Guaranteed pod (documented limitation).
+		{"pod limit copied into shares and quota", "/kubepods/podapp", podCPU(4096, 400000), 4096, 400000, Guaranteed, 4, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			pod := podWithParent(tt.parent)
+			pod.Linux.PodResources = tt.podResources
+			w := inferWorkload(pod, testContainer(tt.shares, tt.quota, 100000, &guaranteedOOM))
+			if w.qos != tt.wantQoS || w.exclusive != tt.wantExclusive || !strings.Contains(w.why, tt.wantWhy) {
+				t.Errorf("got %+v, want QoS %s, %d exclusive, why containing %q", w, tt.wantQoS, tt.wantExclusive, tt.wantWhy)
+			}
+		})
+	}
+}
