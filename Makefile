@@ -67,13 +67,19 @@ e2e-numa: build e2e-runner
 # make image: bin/numaspread-image.tar, an OCI image of the static binary (one
 # layer, runs `numaspread run` as root, see deploy/Dockerfile for why), built
 # without a container engine by deploy/mkimage. Load it on a node with
-#   ctr -n k8s.io images import bin/numaspread-image.tar
-# (the name comes from the tarball), or push it with any OCI tool.
+#   ctr -n k8s.io images import bin/numaspread-image.tar                 (containerd)
+#   skopeo copy oci-archive:bin/numaspread-image.tar containers-storage:$(IMAGE)   (CRI-O)
+# (ctr takes the name from the tarball), or push it with any OCI tool. The
+# binary's version (metrics.Version: numaspread_build_info, /state, the
+# start-up log) is the image's tag, IMAGE_VERSION.
 IMAGE     ?= ghcr.io/numaspread/numaspread:0.1.0
 IMAGE_TAR ?= bin/numaspread-image.tar
+IMAGE_VERSION ?= $(lastword $(subst :, ,$(IMAGE)))
 .PHONY: image
 image:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $(BIN) ./cmd/numaspread
+	CGO_ENABLED=0 $(GO) build -trimpath \
+	  -ldflags='-s -w -X github.com/numaspread/numaspread/metrics.Version=$(IMAGE_VERSION)' \
+	  -o $(BIN) ./cmd/numaspread
 	SOURCE_DATE_EPOCH=$${SOURCE_DATE_EPOCH:-$$(git log -1 --format=%ct 2>/dev/null || echo 0)} \
 	  $(GO) run ./deploy/mkimage --binary $(BIN) --name $(IMAGE) --out $(IMAGE_TAR)
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -18,6 +19,7 @@ import (
 	"helm.sh/helm/v3/pkg/engine"
 	"helm.sh/helm/v3/pkg/lint"
 	"helm.sh/helm/v3/pkg/lint/support"
+	"helm.sh/helm/v3/pkg/strvals"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -32,6 +34,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/numaspread/numaspread/config"
+	"github.com/numaspread/numaspread/topology"
 )
 
 // The names every manifest agrees on.
@@ -40,6 +43,9 @@ const (
 	image         = "ghcr.io/numaspread/numaspread:0.1.0"
 	chartDir      = "helm/numaspread"
 	configMapName = "numaspread-config"
+	// The pod-template annotation with the checksum of the restart-only
+	// configuration ([nri], [topology], [metrics]).
+	checksumAnnotation = "checksum/restart-only-config"
 )
 
 // ---------------------------------------------------------------------------
@@ -172,6 +178,8 @@ func newTyped(apiVersion, kind string) (any, bool) {
 		return &corev1.ServiceAccount{}, true
 	case "v1 ConfigMap":
 		return &corev1.ConfigMap{}, true
+	case "v1 ResourceQuota":
+		return &corev1.ResourceQuota{}, true
 	case "apps/v1 DaemonSet":
 		return &appsv1.DaemonSet{}, true
 	case "rbac.authorization.k8s.io/v1 ClusterRole":
@@ -272,19 +280,53 @@ func decodeStream(t *testing.T, source string, stream []byte) bundle {
 	return b
 }
 
-// kustomize builds a kustomization folder with kustomize's own library.
+// kustomize builds a kustomization folder under kubernetes/ with
+// kustomize's own library.
 func kustomize(t *testing.T, dir string) bundle {
 	t.Helper()
+	return kustomizePath(t, filepath.Join("kubernetes", dir), "kustomize "+dir)
+}
+
+func kustomizePath(t *testing.T, path, source string) bundle {
+	t.Helper()
 	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
-	m, err := k.Run(filesys.MakeFsOnDisk(), filepath.Join("kubernetes", dir))
+	m, err := k.Run(filesys.MakeFsOnDisk(), path)
 	if err != nil {
-		t.Fatalf("kustomize build %s: %v", dir, err)
+		t.Fatalf("kustomize build %s: %v", path, err)
 	}
 	out, err := m.AsYaml()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return decodeStream(t, "kustomize "+dir, out)
+	return decodeStream(t, source, out)
+}
+
+// kustomizeOverlay builds an overlay of an operator's own, in a temporary
+// folder: resources and components are folders under kubernetes/.
+func kustomizeOverlay(t *testing.T, resources, components []string) bundle {
+	t.Helper()
+	dir := t.TempDir()
+	// Relative paths: kustomize refuses absolute ones.
+	rel := func(dirs []string) string {
+		var b strings.Builder
+		for _, d := range dirs {
+			p, err := filepath.Abs(filepath.Join("kubernetes", d))
+			if err == nil {
+				p, err = filepath.Rel(dir, p)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			b.WriteString("  - " + p + "\n")
+		}
+		return b.String()
+	}
+	k := "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n" + rel(resources) +
+		"components:\n" + rel(components)
+	if err := os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(k), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return kustomizePath(t, dir, "kustomize "+strings.Join(append(resources, components...), " + "))
 }
 
 func loadChart(t *testing.T) *chart.Chart {
@@ -302,7 +344,12 @@ func loadChart(t *testing.T) *chart.Chart {
 // mode (a missing value is an error).
 func renderHelm(t *testing.T, release string, values map[string]any) (bundle, error) {
 	t.Helper()
-	ch := loadChart(t)
+	return renderChart(t, loadChart(t), release, values)
+}
+
+// renderChart is renderHelm with a chart the test may have changed.
+func renderChart(t *testing.T, ch *chart.Chart, release string, values map[string]any) (bundle, error) {
+	t.Helper()
 	// Helm's built-in default is an old Kubernetes; render for the one
 	// whose API types (k8s.io/api v0.37) the tests decode with.
 	caps := chartutil.DefaultCapabilities.Copy()
@@ -356,8 +403,9 @@ type want struct {
 	config      config.Config
 	metricsPort int // 0: metrics off
 	socketDir   string
-	hostSysfs   string
+	hostSysfs   string // the host's sysfs; its devices/system is mounted
 	openshift   bool
+	seLinuxType string // the pod's SELinux type, "" for none
 	image       string
 }
 
@@ -439,10 +487,19 @@ func checkBundle(t *testing.T, b bundle, w want) {
 		pod.SecurityContext.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault {
 		t.Errorf("%s: the pod's seccomp profile is not RuntimeDefault", src)
 	}
-	gotSELinux := pod.SecurityContext != nil && pod.SecurityContext.SELinuxOptions != nil &&
-		pod.SecurityContext.SELinuxOptions.Type == "spc_t"
-	if gotSELinux != w.openshift {
-		t.Errorf("%s: SELinux type spc_t set: %v, want %v", src, gotSELinux, w.openshift)
+	gotSELinux := ""
+	if pod.SecurityContext != nil && pod.SecurityContext.SELinuxOptions != nil {
+		o := *pod.SecurityContext.SELinuxOptions
+		gotSELinux = o.Type
+		if o.User != "" || o.Role != "" || o.Level != "" {
+			t.Errorf("%s: SELinux options %+v, want a type only", src, o)
+		}
+	}
+	if w.openshift && w.seLinuxType == "" {
+		w.seLinuxType = "spc_t"
+	}
+	if gotSELinux != w.seLinuxType {
+		t.Errorf("%s: SELinux type %q, want %q", src, gotSELinux, w.seLinuxType)
 	}
 
 	if len(pod.Containers) != 1 || len(pod.InitContainers) != 0 {
@@ -495,7 +552,8 @@ func checkBundle(t *testing.T, b bundle, w want) {
 		t.Errorf("%s: NODE_NAME is not spec.nodeName from the downward API: %+v", src, nodeName)
 	}
 
-	// Volumes: exactly the socket folder, /sys and the ConfigMap, all read-only.
+	// Volumes: exactly the socket folder, /sys/devices/system and the
+	// ConfigMap, all read-only.
 	vols := map[string]corev1.Volume{}
 	for _, v := range pod.Volumes {
 		vols[v.Name] = v
@@ -517,7 +575,10 @@ func checkBundle(t *testing.T, b bundle, w want) {
 		t.Errorf("%s: volumes %v mounts %v, want nri-socket, sysfs, config", src, keys(vols), keys(mounts))
 	}
 	checkHostPath(t, src, vols["nri-socket"], mounts["nri-socket"], w.socketDir, w.socketDir, corev1.HostPathDirectoryOrCreate)
-	checkHostPath(t, src, vols["sysfs"], mounts["sysfs"], w.hostSysfs, "/host/sys", corev1.HostPathDirectory)
+	// Not all of /sys: a read-only bind mount is not recursive, and /sys has
+	// writable submounts (/sys/fs/cgroup, ...). devices/system is all that
+	// discovery reads (TestSysfsMountCoversDiscovery).
+	checkHostPath(t, src, vols["sysfs"], mounts["sysfs"], filepath.Join(w.hostSysfs, "devices/system"), "/host/sys/devices/system", corev1.HostPathDirectory)
 	cmVol := vols["config"]
 	if cmVol.ConfigMap == nil || mounts["config"].MountPath != "/etc/numaspread" {
 		t.Fatalf("%s: the config volume %+v is not a ConfigMap mounted at /etc/numaspread", src, cmVol)
@@ -547,8 +608,8 @@ func checkBundle(t *testing.T, b bundle, w want) {
 	if filepath.Dir(cfg.NRI.Socket) != mounts["nri-socket"].MountPath {
 		t.Errorf("%s: nri.socket %s is not in the mounted socket folder %s", src, cfg.NRI.Socket, mounts["nri-socket"].MountPath)
 	}
-	if cfg.Topology.Sysfs != mounts["sysfs"].MountPath {
-		t.Errorf("%s: topology.sysfs %s is not where /sys is mounted (%s)", src, cfg.Topology.Sysfs, mounts["sysfs"].MountPath)
+	if filepath.Join(cfg.Topology.Sysfs, "devices/system") != mounts["sysfs"].MountPath {
+		t.Errorf("%s: topology.sysfs %s does not hold the mounted devices/system (%s)", src, cfg.Topology.Sysfs, mounts["sysfs"].MountPath)
 	}
 
 	// Metrics: a named port, the probes and scrape annotations exactly when on.
@@ -855,6 +916,17 @@ func TestHelmSchemaRejects(t *testing.T) {
 		"metrics.address":    {"config": map[string]any{"metrics": map[string]any{"address": ":1"}}},
 		"unknown top key":    {"metrcs": map[string]any{"enabled": true}},
 		"bad port":           {"metrics": map[string]any{"port": 0}},
+		// null deletes the key when Helm coalesces values (--set k=null).
+		"config key removed": {"config": map[string]any{"policy": map[string]any{"memory": nil}}},
+		"negative cpu":       {"config": map[string]any{"policy": map[string]any{"reserved_cpus": -1}}},
+		"bad SELinux type":   {"seLinuxType": "system_u:system_r:spc_t:s0"},
+		"quota pods":         {"priorityClassQuota": map[string]any{"pods": "lots"}},
+		// Two numaspread pods on a node would both set cpusets.
+		"maxSurge":          {"updateStrategy": map[string]any{"rollingUpdate": map[string]any{"maxSurge": 1}}},
+		"maxSurge only":     {"updateStrategy": map[string]any{"rollingUpdate": map[string]any{"maxSurge": "100%", "maxUnavailable": nil}}},
+		"Recreate":          {"updateStrategy": map[string]any{"type": "Recreate"}},
+		"maxUnavailable 0":  {"updateStrategy": map[string]any{"rollingUpdate": map[string]any{"maxUnavailable": 0}}},
+		"maxUnavailable 0%": {"updateStrategy": map[string]any{"rollingUpdate": map[string]any{"maxUnavailable": "0%"}}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			if _, err := renderHelm(t, "numaspread", values); err == nil || !strings.Contains(err.Error(), "schema") {
@@ -862,6 +934,254 @@ func TestHelmSchemaRejects(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestHelmMissingConfigKey: `helm upgrade --reuse-values` renders a newer
+// chart with the previous release's values, which lack the keys the newer
+// chart added. Every config key is required: the schema refuses its
+// absence, and so do the templates when the schema is not consulted, with a
+// message that names the key and the way out; neither renders `key = null`.
+func TestHelmMissingConfigKey(t *testing.T) {
+	cfg := loadChart(t).Values["config"].(map[string]any)
+	n := 0
+	for _, section := range keys(cfg) {
+		for _, key := range keys(cfg[section].(map[string]any)) {
+			n++
+			name := "config." + section + "." + key
+			t.Run(name, func(t *testing.T) {
+				// The old values as --reuse-values hands them over: the chart's
+				// own values replaced by ones without the key.
+				ch := loadChart(t)
+				delete(ch.Values["config"].(map[string]any)[section].(map[string]any), key)
+				_, err := renderChart(t, ch, "numaspread", nil)
+				if err == nil || !strings.Contains(err.Error(), "schema") || !strings.Contains(err.Error(), key) {
+					t.Errorf("with the schema: rendered, or an error not naming %s: %v", key, err)
+				}
+				ch.Schema = nil
+				_, err = renderChart(t, ch, "numaspread", nil)
+				if err == nil || !strings.Contains(err.Error(), name+" is missing") || !strings.Contains(err.Error(), "--reset-then-reuse-values") {
+					t.Errorf("without the schema: rendered, or an error not naming %s: %v", name, err)
+				}
+			})
+		}
+	}
+	if n != 16 {
+		t.Errorf("%d config keys in values.yaml, want 16 (numaspread.checkConfig lists them)", n)
+	}
+}
+
+// TestHelmValuesOfChart010: the top-level keys added after chart 0.1.0 are
+// optional, so that an upgrade with the old release's values (which lack
+// them) still renders, with them off.
+func TestHelmValuesOfChart010(t *testing.T) {
+	ch := loadChart(t)
+	for _, k := range []string{"seLinuxType", "priorityClassQuota"} {
+		if _, ok := ch.Values[k]; !ok {
+			t.Fatalf("values.yaml has no %s", k)
+		}
+		delete(ch.Values, k)
+	}
+	b, err := renderChart(t, ch, "numaspread", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkBundle(t, b, defaultWant(t))
+}
+
+// TestHelmRestartOnlyChecksum: the pod template carries a checksum of the
+// configuration numaspread reads only at start ([nri], [topology],
+// [metrics]), so that `helm upgrade` changing one of them rolls the pods;
+// [policy] and [log] changes leave the pod template alone and reload in
+// place.
+func TestHelmRestartOnlyChecksum(t *testing.T) {
+	sum := func(values map[string]any) string {
+		t.Helper()
+		ds := mustRenderHelm(t, "numaspread", values).only(t, "DaemonSet").typed.(*appsv1.DaemonSet)
+		s := ds.Spec.Template.Annotations[checksumAnnotation]
+		if len(s) != 64 {
+			t.Errorf("annotation %s = %q, want a sha256", checksumAnnotation, s)
+		}
+		return s
+	}
+	set := func(section, key string, v any) map[string]any {
+		return map[string]any{"config": map[string]any{section: map[string]any{key: v}}}
+	}
+	base := sum(nil)
+	for _, c := range []struct {
+		name    string
+		values  map[string]any
+		changes bool
+	}{
+		{"nri.plugin_index", set("nri", "plugin_index", "91"), true},
+		{"nri.plugin_index, the same index as a number", set("nri", "plugin_index", 90), false},
+		{"nri.plugin_name", set("nri", "plugin_name", "spread"), true},
+		{"nri.socket", set("nri", "socket", "/run/containerd/nri/nri.sock"), true},
+		{"metrics.enabled", map[string]any{"metrics": map[string]any{"enabled": true}}, true},
+		{"policy.mode", set("policy", "mode", "packed"), false},
+		{"policy.reserved_cpus", set("policy", "reserved_cpus", "0-1"), false},
+		{"policy.memory", set("policy", "memory", "all"), false},
+		{"log.level", set("log", "level", "debug"), false},
+		{"podAnnotations", map[string]any{"podAnnotations": map[string]any{"team": "infra"}}, false},
+	} {
+		if got := sum(c.values); (got != base) != c.changes {
+			t.Errorf("%s: checksum changed %v, want %v", c.name, got != base, c.changes)
+		}
+	}
+	on := map[string]any{"metrics": map[string]any{"enabled": true}}
+	port := map[string]any{"metrics": map[string]any{"enabled": true, "port": 9500}}
+	if sum(on) == sum(port) {
+		t.Error("metrics.port: checksum unchanged")
+	}
+}
+
+// TestHelmSetCPULists: --set gives a bare number as a number, which the
+// schema accepts for the cpulists and the chart renders as a string;
+// --set-string with an escaped comma gives a list.
+func TestHelmSetCPULists(t *testing.T) {
+	for _, c := range []struct {
+		set, setString []string
+		file           map[string]any // as from a values file (numbers are float64)
+		reserved       string
+		allowed        string
+	}{
+		{set: []string{"config.policy.reserved_cpus=2"}, reserved: "2"},
+		{set: []string{"config.policy.allowed_cpus=0-31", "config.policy.reserved_cpus=0"}, reserved: "0", allowed: "0-31"},
+		{setString: []string{`config.policy.reserved_cpus=0\,8`}, reserved: "0,8"},
+		{file: map[string]any{"config": map[string]any{"policy": map[string]any{"reserved_cpus": float64(3), "allowed_cpus": float64(3)}}}, reserved: "3", allowed: "3"},
+	} {
+		values := map[string]any{}
+		for _, kv := range c.set {
+			if err := strvals.ParseInto(kv, values); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, kv := range c.setString {
+			if err := strvals.ParseIntoString(kv, values); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if c.file != nil {
+			values = c.file
+		}
+		b := mustRenderHelm(t, "numaspread", values)
+		w := defaultWant(t)
+		var err error
+		if w.config, err = w.config.With("policy.reserved_cpus", c.reserved); err != nil {
+			t.Fatal(err)
+		}
+		if c.allowed != "" {
+			if w.config, err = w.config.With("policy.allowed_cpus", c.allowed); err != nil {
+				t.Fatal(err)
+			}
+		}
+		checkBundle(t, b, w)
+	}
+}
+
+// TestHelmUpdateStrategy: OnDelete, or RollingUpdate with maxUnavailable
+// only. The template drops the rollingUpdate that coalescing with the
+// default values leaves under OnDelete, and refuses maxSurge even when the
+// schema is not consulted.
+func TestHelmUpdateStrategy(t *testing.T) {
+	ds := func(b bundle) *appsv1.DaemonSet { return b.only(t, "DaemonSet").typed.(*appsv1.DaemonSet) }
+	s := ds(mustRenderHelm(t, "numaspread", map[string]any{"updateStrategy": map[string]any{"type": "OnDelete"}})).Spec.UpdateStrategy
+	if s.Type != appsv1.OnDeleteDaemonSetStrategyType || s.RollingUpdate != nil {
+		t.Errorf("OnDelete: %+v", s)
+	}
+	s = ds(mustRenderHelm(t, "numaspread", map[string]any{"updateStrategy": map[string]any{"rollingUpdate": map[string]any{"maxUnavailable": "25%"}}})).Spec.UpdateStrategy
+	if s.Type != appsv1.RollingUpdateDaemonSetStrategyType || s.RollingUpdate == nil || s.RollingUpdate.MaxSurge != nil ||
+		s.RollingUpdate.MaxUnavailable == nil || *s.RollingUpdate.MaxUnavailable != intstr.FromString("25%") {
+		t.Errorf("maxUnavailable 25%%: %+v", s)
+	}
+	ch := loadChart(t)
+	ch.Schema = nil
+	_, err := renderChart(t, ch, "numaspread", map[string]any{"updateStrategy": map[string]any{"rollingUpdate": map[string]any{"maxSurge": 1}}})
+	if err == nil || !strings.Contains(err.Error(), "maxSurge") {
+		t.Errorf("maxSurge without the schema: %v", err)
+	}
+}
+
+// TestHelmSELinuxType: seLinuxType sets the pod's SELinux type without the
+// OpenShift objects; openshift.enabled implies spc_t.
+func TestHelmSELinuxType(t *testing.T) {
+	w := defaultWant(t)
+	w.seLinuxType = "spc_t"
+	checkBundle(t, mustRenderHelm(t, "numaspread", map[string]any{"seLinuxType": "spc_t"}), w)
+	w.openshift, w.seLinuxType = true, "container_runtime_t"
+	checkBundle(t, mustRenderHelm(t, "numaspread", map[string]any{"seLinuxType": "container_runtime_t", "openshift": map[string]any{"enabled": true}}), w)
+}
+
+// TestPriorityClassQuota: the chart's optional ResourceQuota and the
+// kustomize component admit pods of the DaemonSet's priority class in its
+// namespace; the chart's is off by default and needs a priority class.
+func TestPriorityClassQuota(t *testing.T) {
+	if _, ok := mustRenderHelm(t, "numaspread", nil).find("ResourceQuota", "numaspread-priority-class"); ok {
+		t.Error("ResourceQuota rendered by default")
+	}
+	for _, b := range []bundle{
+		mustRenderHelm(t, "numaspread", map[string]any{"priorityClassQuota": map[string]any{"enabled": true}}),
+		kustomizeOverlay(t, []string{"base"}, []string{"components/priority-class-quota"}),
+	} {
+		checkBundle(t, b, defaultWant(t))
+		rq := b.only(t, "ResourceQuota").typed.(*corev1.ResourceQuota)
+		pod := b.only(t, "DaemonSet").typed.(*appsv1.DaemonSet).Spec.Template.Spec
+		want := &corev1.ScopeSelector{MatchExpressions: []corev1.ScopedResourceSelectorRequirement{{
+			ScopeName: corev1.ResourceQuotaScopePriorityClass, Operator: corev1.ScopeSelectorOpIn, Values: []string{pod.PriorityClassName}}}}
+		if !reflect.DeepEqual(rq.Spec.ScopeSelector, want) || len(rq.Spec.Scopes) != 0 {
+			t.Errorf("%s: quota scope %+v, want %+v", b.source, rq.Spec.ScopeSelector, want)
+		}
+		if q, ok := rq.Spec.Hard[corev1.ResourcePods]; !ok || len(rq.Spec.Hard) != 1 || q.Cmp(resource.MustParse("100000")) < 0 {
+			t.Errorf("%s: quota hard %v, want only pods, far above any node count", b.source, rq.Spec.Hard)
+		}
+	}
+	_, err := renderHelm(t, "numaspread", map[string]any{"priorityClassName": "", "priorityClassQuota": map[string]any{"enabled": true}})
+	if err == nil || !strings.Contains(err.Error(), "priorityClassName") {
+		t.Errorf("quota without a priority class: %v", err)
+	}
+}
+
+// TestSysfsMountCoversDiscovery: topology discovery reads nothing of sysfs
+// outside devices/system, the only part the DaemonSet mounts, and discovers
+// the same machine from that part alone.
+func TestSysfsMountCoversDiscovery(t *testing.T) {
+	if _, err := os.Stat("/sys/devices/system/cpu/online"); err != nil {
+		t.Skipf("no sysfs here: %v", err)
+	}
+	all := &recordFS{fsys: os.DirFS("/sys")}
+	want, err := topology.DiscoverFS(all)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all.opened) == 0 {
+		t.Fatal("discovery opened nothing")
+	}
+	for _, p := range all.opened {
+		if !strings.HasPrefix(p, "devices/system/") {
+			t.Errorf("discovery reads %s, outside the mounted devices/system", p)
+		}
+	}
+	got, err := topology.DiscoverFS(&recordFS{fsys: os.DirFS("/sys"), only: "devices/system/"})
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("discovery from devices/system alone differs (%v)", err)
+	}
+}
+
+// recordFS records the paths opened; with only set, it hides every path
+// outside that prefix (but the folders leading to it).
+type recordFS struct {
+	fsys   fs.FS
+	only   string
+	opened []string
+}
+
+func (r *recordFS) Open(name string) (fs.File, error) {
+	if r.only != "" && !strings.HasPrefix(name+"/", r.only) && !strings.HasPrefix(r.only, name+"/") && name != "." {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+	}
+	if name != "." && name != "devices" {
+		r.opened = append(r.opened, name)
+	}
+	return r.fsys.Open(name)
 }
 
 // TestHelmLint runs Helm's own chart linter with the default values and
@@ -883,15 +1203,21 @@ func TestHelmLint(t *testing.T) {
 // ConfigMap's comments.
 func TestHelmMatchesKustomize(t *testing.T) {
 	for _, c := range []struct {
-		overlay string
-		values  map[string]any
+		overlay    string
+		components []string // an overlay of one's own: overlay + components
+		values     map[string]any
 	}{
-		{"base", nil},
-		{"overlays/metrics", map[string]any{"metrics": map[string]any{"enabled": true}}},
-		{"overlays/openshift", map[string]any{"openshift": map[string]any{"enabled": true}}},
+		{"base", nil, nil},
+		{"overlays/metrics", nil, map[string]any{"metrics": map[string]any{"enabled": true}}},
+		{"overlays/openshift", nil, map[string]any{"openshift": map[string]any{"enabled": true}}},
+		{"overlays/metrics", []string{"components/selinux-spc", "components/priority-class-quota"}, map[string]any{
+			"metrics": map[string]any{"enabled": true}, "seLinuxType": "spc_t", "priorityClassQuota": map[string]any{"enabled": true}}},
 	} {
-		t.Run(c.overlay, func(t *testing.T) {
+		t.Run(strings.Join(append([]string{c.overlay}, c.components...), "+"), func(t *testing.T) {
 			k := kustomize(t, c.overlay)
+			if c.components != nil {
+				k = kustomizeOverlay(t, []string{c.overlay}, c.components)
+			}
 			h := mustRenderHelm(t, "numaspread", c.values)
 			var kobjs []object
 			for _, o := range k.objs {
@@ -940,6 +1266,20 @@ func normalize(t *testing.T, typed any) any {
 		if labels, ok := md["labels"].(map[string]any); ok {
 			for _, k := range []string{"helm.sh/chart", "app.kubernetes.io/managed-by", "app.kubernetes.io/version"} {
 				delete(labels, k)
+			}
+		}
+	}
+	// The chart's restart-only checksum (kustomize has no equivalent: a
+	// ConfigMap edit there is followed by a rollout restart by hand).
+	if spec, ok := m["spec"].(map[string]any); ok {
+		if tmpl, ok := spec["template"].(map[string]any); ok {
+			if md, ok := tmpl["metadata"].(map[string]any); ok {
+				if a, ok := md["annotations"].(map[string]any); ok {
+					delete(a, checksumAnnotation)
+					if len(a) == 0 {
+						delete(md, "annotations")
+					}
+				}
 			}
 		}
 	}

@@ -6,6 +6,7 @@
 //	kubernetes/base          kustomize: Namespace, ServiceAccount, ConfigMap, DaemonSet
 //	kubernetes/overlays/     metrics (listener, probes), openshift (KubeletConfig,
 //	                         MachineConfig, SCC, spc_t)
+//	kubernetes/components/   selinux-spc, priority-class-quota: for overlays of one's own
 //	kubernetes/kubelet/      the kubelet settings numaspread needs
 //	helm/numaspread          the Helm chart: the same objects, from values
 //	runtime/                 containerd 1.7 / 2.x and CRI-O snippets that turn NRI

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"sort"
 	"strings"
@@ -31,16 +32,69 @@ type nriTable struct {
 	PluginRequestTimeout      string `toml:"plugin_request_timeout"`
 }
 
+// crioNRI is CRI-O's [crio.nri] table.
+type crioNRI struct {
+	Enable              *bool  `toml:"enable_nri"`
+	Listen              string `toml:"nri_listen"`
+	PluginDir           string `toml:"nri_plugin_dir"`
+	PluginConfigDir     string `toml:"nri_plugin_config_dir"`
+	RegistrationTimeout string `toml:"nri_plugin_registration_timeout"`
+	RequestTimeout      string `toml:"nri_plugin_request_timeout"`
+	DisableConnections  *bool  `toml:"nri_disable_connections"`
+}
+
+// commentedSetting is a commented-out setting of a runtime snippet:
+// "# key = value" on a line of its own.
+var commentedSetting = regexp.MustCompile(`^(\s*)# ?([a-z_]+ = (?:"[^"]*"|true|false|[0-9]+))\s*$`)
+
+// uncomment returns a snippet with its commented-out settings active: the
+// defaults the snippet documents, which must still be the runtimes' keys
+// and values.
+func uncomment(data []byte) ([]byte, int) {
+	lines := strings.Split(string(data), "\n")
+	n := 0
+	for i, l := range lines {
+		if m := commentedSetting.FindStringSubmatch(l); m != nil {
+			lines[i] = m[1] + m[2]
+			n++
+		}
+	}
+	return []byte(strings.Join(lines, "\n")), n
+}
+
+// activeKeys lists the settings a snippet makes under the table path
+// (dotted), sorted.
+func activeKeys(md toml.MetaData, table ...string) []string {
+	var out []string
+	for _, k := range md.Keys() {
+		if len(k) == len(table)+1 && reflect.DeepEqual([]string(k[:len(table)]), table) {
+			out = append(out, k[len(table)])
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// TestContainerdSnippets: each snippet turns NRI on (disable = false) and
+// sets nothing else, so that merging it into a node's configuration keeps
+// whatever that node set (a raised plugin_request_timeout, a moved socket);
+// the defaults it documents in comments are containerd's keys and NRI's
+// defaults.
 func TestContainerdSnippets(t *testing.T) {
-	for file, version := range map[string]int{"runtime/containerd-1.7.toml": 2, "runtime/containerd-2.x.toml": 3} {
-		t.Run(file, func(t *testing.T) {
-			var c struct {
-				Version int `toml:"version"`
-				Plugins struct {
-					NRI nriTable `toml:"io.containerd.nri.v1.nri"`
-				} `toml:"plugins"`
+	type file struct {
+		Version int `toml:"version"`
+		Plugins struct {
+			NRI nriTable `toml:"io.containerd.nri.v1.nri"`
+		} `toml:"plugins"`
+	}
+	for name, version := range map[string]int{"runtime/containerd-1.7.toml": 2, "runtime/containerd-2.x.toml": 3} {
+		t.Run(name, func(t *testing.T) {
+			data, err := os.ReadFile(name)
+			if err != nil {
+				t.Fatal(err)
 			}
-			md, err := toml.DecodeFile(file, &c)
+			var c file
+			md, err := toml.Decode(string(data), &c)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -50,44 +104,83 @@ func TestContainerdSnippets(t *testing.T) {
 			if c.Version != version {
 				t.Errorf("version = %d, want %d", c.Version, version)
 			}
-			n := c.Plugins.NRI
-			if n.Disable == nil || *n.Disable || n.DisableConnections == nil || *n.DisableConnections {
-				t.Errorf("NRI not on for external plugins: disable %v disable_connections %v", n.Disable, n.DisableConnections)
+			if n := c.Plugins.NRI; n.Disable == nil || *n.Disable {
+				t.Errorf("NRI not turned on: disable %v", n.Disable)
 			}
-			checkNRIPaths(t, n.SocketPath, n.PluginPath, n.PluginConfigPath, n.PluginRegistrationTimeout, n.PluginRequestTimeout)
+			if got := activeKeys(md, "plugins", "io.containerd.nri.v1.nri"); !reflect.DeepEqual(got, []string{"disable"}) {
+				t.Errorf("active settings %v: only disable = false may be set, every default stays a comment", got)
+			}
+
+			full, n := uncomment(data)
+			var d file
+			md, err = toml.Decode(string(full), &d)
+			if err != nil {
+				t.Fatalf("the snippet with its documented defaults uncommented: %v\n%s", err, full)
+			}
+			if u := md.Undecoded(); len(u) > 0 {
+				t.Errorf("documented keys containerd's NRI table does not have: %v", u)
+			}
+			if got := activeKeys(md, "plugins", "io.containerd.nri.v1.nri"); n != 6 || len(got) != 7 {
+				t.Errorf("%d commented defaults, keys %v: want every key of the table documented", n, got)
+			}
+			nri := d.Plugins.NRI
+			if nri.DisableConnections == nil || *nri.DisableConnections {
+				t.Errorf("documented default disable_connections %v", nri.DisableConnections)
+			}
+			checkNRIPaths(t, nri.SocketPath, nri.PluginPath, nri.PluginConfigPath, nri.PluginRegistrationTimeout, nri.PluginRequestTimeout)
 		})
 	}
 }
 
+// TestCRIOSnippet: the drop-in sets enable_nri = true and nothing else
+// (CRI-O merges drop-ins key by key, so a node's other [crio.nri] settings
+// stay); the defaults it documents in comments are CRI-O's keys and NRI's
+// defaults.
 func TestCRIOSnippet(t *testing.T) {
-	var c struct {
+	type file struct {
 		CRIO struct {
-			NRI struct {
-				Enable              bool   `toml:"enable_nri"`
-				Listen              string `toml:"nri_listen"`
-				PluginDir           string `toml:"nri_plugin_dir"`
-				PluginConfigDir     string `toml:"nri_plugin_config_dir"`
-				RegistrationTimeout string `toml:"nri_plugin_registration_timeout"`
-				RequestTimeout      string `toml:"nri_plugin_request_timeout"`
-				DisableConnections  *bool  `toml:"nri_disable_connections"`
-			} `toml:"nri"`
+			NRI crioNRI `toml:"nri"`
 		} `toml:"crio"`
 	}
-	md, err := toml.DecodeFile("runtime/crio-nri.conf", &c)
+	data, err := os.ReadFile("runtime/crio-nri.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c file
+	md, err := toml.Decode(string(data), &c)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if u := md.Undecoded(); len(u) > 0 {
 		t.Errorf("keys [crio.nri] does not have: %v", u)
 	}
-	n := c.CRIO.NRI
-	if !n.Enable || n.DisableConnections == nil || *n.DisableConnections {
-		t.Errorf("NRI not on for external plugins: %+v", n)
+	if e := c.CRIO.NRI.Enable; e == nil || !*e {
+		t.Errorf("NRI not turned on: enable_nri %v", e)
 	}
-	checkNRIPaths(t, n.Listen, n.PluginDir, n.PluginConfigDir, n.RegistrationTimeout, n.RequestTimeout)
+	if got := activeKeys(md, "crio", "nri"); !reflect.DeepEqual(got, []string{"enable_nri"}) {
+		t.Errorf("active settings %v: only enable_nri = true may be set, every default stays a comment", got)
+	}
+
+	full, n := uncomment(data)
+	var d file
+	md, err = toml.Decode(string(full), &d)
+	if err != nil {
+		t.Fatalf("the snippet with its documented defaults uncommented: %v\n%s", err, full)
+	}
+	if u := md.Undecoded(); len(u) > 0 {
+		t.Errorf("documented keys [crio.nri] does not have: %v", u)
+	}
+	if got := activeKeys(md, "crio", "nri"); n != 6 || len(got) != 7 {
+		t.Errorf("%d commented defaults, keys %v: want every key of the table documented", n, got)
+	}
+	nri := d.CRIO.NRI
+	if nri.DisableConnections == nil || *nri.DisableConnections {
+		t.Errorf("documented default nri_disable_connections %v", nri.DisableConnections)
+	}
+	checkNRIPaths(t, nri.Listen, nri.PluginDir, nri.PluginConfigDir, nri.RegistrationTimeout, nri.RequestTimeout)
 }
 
-// checkNRIPaths: the runtimes' socket is the one numaspread dials by
+// checkNRIPaths: the documented socket is the one numaspread dials by
 // default, the pre-installed folders are the ones the docs and install.sh
 // use, and the timeouts are NRI's defaults.
 func checkNRIPaths(t *testing.T, socket, pluginDir, confDir, registration, request string) {

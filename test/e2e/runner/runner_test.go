@@ -140,7 +140,7 @@ func TestDaemonSetPod(t *testing.T) {
 		}
 		mounts[m["container_path"].(string)] = m["host_path"].(string)
 	}
-	if mounts["/var/run/nri"] != "/tmp/x/run/nri" || mounts["/host/sys"] != "/sys" ||
+	if mounts["/var/run/nri"] != "/tmp/x/run/nri" || mounts["/host/sys/devices/system"] != "/sys/devices/system" ||
 		mounts["/etc/numaspread"] != filepath.Join(e.dir, "configmaps/config") {
 		t.Errorf("mounts = %v", mounts)
 	}

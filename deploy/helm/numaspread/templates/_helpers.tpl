@@ -36,3 +36,65 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- define "numaspread.socketDir" -}}
 {{- dir .Values.config.nri.socket -}}
 {{- end -}}
+
+{{/* numaspread.checkConfig fails, naming the key, when a config value is
+missing or null. values.schema.json requires every key too; this catches
+what reaches the templates anyway, e.g. `helm upgrade --reuse-values` from
+an older chart, which renders with the old chart's values and so without
+the keys a newer chart adds (the configuration would read `memory = null`). */}}
+{{- define "numaspread.checkConfig" -}}
+{{- $cfg := index .Values "config" | default dict -}}
+{{- $want := dict
+  "nri" (list "socket" "plugin_name" "plugin_index")
+  "policy" (list "mode" "spread" "max_numa_nodes" "full_cores" "reserved_cpus" "strict_reserved" "allowed_cpus" "min_shared_cpus" "memory" "on_insufficient" "annotations")
+  "log" (list "level" "format") -}}
+{{- range $section := keys $want | sortAlpha -}}
+{{- $sec := index $cfg $section -}}
+{{- range $key := index $want $section -}}
+{{- if or (not (kindIs "map" $sec)) (not (hasKey $sec $key)) (kindIs "invalid" (index $sec $key)) -}}
+{{- fail (printf "config.%s.%s is missing from the values. `helm upgrade --reuse-values` keeps the previous release's values, without the keys a newer chart adds: upgrade with --reset-then-reuse-values (Helm 3.14 or later) or with -f your values file" $section $key) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The configuration's restart-only sections: numaspread applies [nri],
+[topology] and [metrics] only when it starts (a reload logs a warning and
+keeps the running values). The ConfigMap renders them from here, and the pod
+template carries their checksum, so that `helm upgrade` changing one of them
+restarts the pods, while [policy] and [log] changes reload in place. */}}
+{{- define "numaspread.config.nri" -}}
+[nri]
+socket = {{ .Values.config.nri.socket | toJson }}
+plugin_name = {{ .Values.config.nri.plugin_name | toJson }}
+plugin_index = {{ include "numaspread.pluginIndex" . | toJson }}
+{{- end -}}
+
+{{- define "numaspread.config.topology" -}}
+[topology]
+# The chart mounts the host's {{ include "numaspread.hostSysfsSystem" . }} (all of
+# sysfs that numaspread reads) at /host/sys/devices/system, read-only.
+sysfs = "/host/sys"
+{{- end -}}
+
+{{- define "numaspread.config.metrics" -}}
+[metrics]
+{{- if .Values.metrics.enabled }}
+# All interfaces of the pod's network namespace: the probes and
+# Prometheus connect to the pod IP.
+address = {{ printf ":%d" (int .Values.metrics.port) | toJson }}
+{{- else }}
+# Off; the chart's metrics.enabled turns it on.
+address = ""
+{{- end }}
+{{- end -}}
+
+{{- define "numaspread.restartOnlyChecksum" -}}
+{{- list (include "numaspread.config.nri" .) (include "numaspread.config.topology" .) (include "numaspread.config.metrics" .) | join "\n" | sha256sum -}}
+{{- end -}}
+
+{{/* The host folder the sysfs volume mounts: the part of sysfs numaspread
+reads. */}}
+{{- define "numaspread.hostSysfsSystem" -}}
+{{- printf "%s/devices/system" (trimSuffix "/" .Values.hostSysfs) -}}
+{{- end -}}
