@@ -16,32 +16,125 @@ func (s *State) pickInNodes(free topology.Mask, nodes []*nodeView) topology.Mask
 	return out
 }
 
+// cacheFree is what one L3 cache of a node can give to one allocation.
+type cacheFree struct {
+	cache   int // index into Topology.Caches
+	whole   int // whole free cores
+	partial int // free threads of cores that are not whole (partly used, or short of threads)
+	// What the plan takes from it: whole-core slots (the last slot of the
+	// plan may be split) and threads of partly used cores.
+	takeWhole, takePartial int
+	picked                 bool
+}
+
 // nodePicker takes CPUs of one node for one allocation.
 type nodePicker struct {
 	t    *topology.Topology
 	node *topology.Node
 	free topology.Mask // shared with the caller: taken CPUs are cleared
 	out  *topology.Mask
-	used []int // caches (indexes into t.Caches) this allocation took from
-	want int   // CPUs still to take
+	want int // CPUs still to take
 }
 
-// pickInNode takes want CPUs of node, core by core (DESIGN.md step 4): whole
-// free cores while a core's worth is left, packed into as few L3 caches as
-// possible (best fit first); then single threads, from partly used cores
-// first so that whole cores stay whole; lowest CPU ids break ties.
+// pickInNode takes want CPUs of node, core by core (DESIGN.md step 4), for
+// any number of threads per core (with one thread per core every free CPU
+// is a whole core):
+//
+//   - the share is w whole free cores (as many as it has a core's worth
+//     for and the node has), then single threads: from partly used cores
+//     first, so that whole cores stay whole, and only when those run out
+//     from one more whole core;
+//   - the caches that supply it are chosen best fit first: the cache with
+//     the fewest free whole cores (then partly used threads) that holds the
+//     whole rest; failing that, the cache that holds the most of the rest,
+//     and again; ties to the lower CPU ids;
+//   - inside a cache, the lowest CPU ids.
 func (s *State) pickInNode(node *topology.Node, want int, free topology.Mask, out *topology.Mask) {
 	p := nodePicker{t: s.topo, node: node, free: free, out: out, want: want}
-	threads := s.topo.ThreadsPerCore
-	if threads > 1 {
-		p.takeWholeCores(want / threads)
+	threads := max(s.topo.ThreadsPerCore, 1)
+
+	caches := s.cacheScratch[:0]
+	wholeNode, partialNode := 0, 0
+	for _, ci := range node.Caches {
+		c := cacheFree{cache: ci}
+		for _, k := range s.topo.Caches[ci].Cores {
+			core := &s.topo.Cores[k]
+			if p.isWhole(core) {
+				c.whole++
+			} else {
+				c.partial += freeThreads(core, free)
+			}
+		}
+		wholeNode, partialNode = wholeNode+c.whole, partialNode+c.partial
+		caches = append(caches, c)
 	}
-	// Single threads: partly used cores (in caches we use, then anywhere),
-	// then whole cores (in caches we use, then anywhere).
-	p.takeThreads(false, true)
-	p.takeThreads(false, false)
-	p.takeThreads(true, true)
-	p.takeThreads(true, false)
+	s.cacheScratch = caches
+
+	wholeCores := min(want/threads, wholeNode)
+	singles := want - wholeCores*threads
+	fromPartial := min(singles, partialNode)
+	split := singles - fromPartial // threads of one more whole core (0 < split < threads)
+	slots := wholeCores
+	if split > 0 {
+		slots++
+	}
+	last := planCaches(caches, slots, fromPartial, threads)
+	for i := range caches {
+		c := &caches[i]
+		// The partly used threads first: the split core must not count as one.
+		p.takePartial(c.cache, c.takePartial)
+		lastThreads := threads
+		if i == last && split > 0 {
+			lastThreads = split
+		}
+		p.takeWhole(c.cache, c.takeWhole, lastThreads)
+	}
+	// The plan covers the share whenever the counts above are right; this
+	// is a safety net that keeps want exact whatever happens.
+	p.takeThreads(false)
+	p.takeThreads(true)
+}
+
+// planCaches sets, best fit first, how many whole-core slots and threads of
+// partly used cores each cache gives, and returns the index of the cache
+// picked last among those that give whole cores (-1 when none does): the
+// plan's last slot, split when the share ends with a part of a core. caches
+// is in the node's order (ascending by first CPU), so ties go to lower ids.
+func planCaches(caches []cacheFree, slots, partial, threads int) int {
+	last := -1
+	for slots > 0 || partial > 0 {
+		fit, most, mostCover := -1, -1, 0
+		for i := range caches {
+			c := &caches[i]
+			if c.picked {
+				continue
+			}
+			if c.whole >= slots && c.partial >= partial {
+				if fit < 0 || c.whole < caches[fit].whole ||
+					(c.whole == caches[fit].whole && c.partial < caches[fit].partial) {
+					fit = i
+				}
+			}
+			if cover := min(c.whole, slots)*threads + min(c.partial, partial); cover > mostCover {
+				most, mostCover = i, cover
+			}
+		}
+		pick := fit
+		if pick < 0 {
+			pick = most
+		}
+		if pick < 0 {
+			break // the node cannot give it: the safety net takes what is left
+		}
+		c := &caches[pick]
+		c.picked = true
+		c.takeWhole, c.takePartial = min(c.whole, slots), min(c.partial, partial)
+		slots, partial = slots-c.takeWhole, partial-c.takePartial
+		if c.takeWhole > 0 {
+			last = pick
+		}
+	}
+	return last
 }
 
 func (p *nodePicker) isWhole(c *topology.Core) bool {
@@ -56,83 +149,62 @@ func (p *nodePicker) isWhole(c *topology.Core) bool {
 	return true
 }
 
-func (p *nodePicker) wholeIn(cache int) int {
-	n := 0
+// takeWhole takes n whole free cores of cache, lowest ids first, and of
+// the last of them only its lastThreads lowest threads.
+func (p *nodePicker) takeWhole(cache, n, lastThreads int) {
 	for _, ci := range p.t.Caches[cache].Cores {
-		if p.isWhole(&p.t.Cores[ci]) {
-			n++
+		if n == 0 {
+			return
 		}
-	}
-	return n
-}
-
-// takeWholeCores takes up to n whole free cores, choosing caches by best fit:
-// the cache with the fewest whole cores that still holds the rest; failing
-// that, the cache with the most, and again.
-func (p *nodePicker) takeWholeCores(n int) {
-	caches := p.node.Caches
-	counts := make([]int, len(caches))
-	for i, c := range caches {
-		counts[i] = p.wholeIn(c)
-	}
-	for n > 0 {
-		fit, biggest := -1, -1
-		for i, cnt := range counts {
-			if cnt >= n && (fit < 0 || cnt < counts[fit]) {
-				fit = i
-			}
-			if cnt > 0 && (biggest < 0 || cnt > counts[biggest]) {
-				biggest = i
-			}
+		c := &p.t.Cores[ci]
+		if !p.isWhole(c) {
+			continue
 		}
-		pick := fit
-		if pick < 0 {
-			pick = biggest
+		n--
+		threads := c.Threads
+		if n == 0 {
+			threads = threads[:lastThreads]
 		}
-		if pick < 0 {
-			return // no whole cores left: the rest comes as single threads
+		for _, th := range threads {
+			p.take(th)
 		}
-		took := p.takeWholeFrom(caches[pick], n)
-		counts[pick] -= took
-		n -= took
 	}
 }
 
-func (p *nodePicker) takeWholeFrom(cache, n int) int {
-	took := 0
+// takePartial takes n free threads of cache's cores that are not whole,
+// lowest ids first.
+func (p *nodePicker) takePartial(cache, n int) {
 	for _, ci := range p.t.Caches[cache].Cores {
-		if took == n {
-			break
+		if n == 0 {
+			return
 		}
 		c := &p.t.Cores[ci]
 		if p.isWhole(c) {
-			for _, th := range c.Threads {
+			continue
+		}
+		for _, th := range c.Threads {
+			if n > 0 && p.free.Has(th) {
 				p.take(th)
+				n--
 			}
-			took++
 		}
 	}
-	if took > 0 {
-		p.markUsed(cache)
-	}
-	return took
 }
 
-// takeThreads takes free threads core by core, from whole or partly used
-// cores, in used caches only or anywhere, until want is met.
-func (p *nodePicker) takeThreads(whole, usedCachesOnly bool) {
+// takeThreads takes free threads of whole or of partly used cores, lowest
+// ids first, until want is met.
+func (p *nodePicker) takeThreads(whole bool) {
 	for _, ci := range p.node.Cores {
 		if p.want == 0 {
 			return
 		}
 		c := &p.t.Cores[ci]
-		if p.isWhole(c) != whole || (usedCachesOnly && !p.isUsed(c.L3)) {
+		if p.isWhole(c) != whole {
 			continue
 		}
 		for _, th := range c.Threads {
 			if p.want > 0 && p.free.Has(th) {
 				p.take(th)
-				p.markUsed(c.L3)
 			}
 		}
 	}
@@ -142,19 +214,4 @@ func (p *nodePicker) take(cpu int) {
 	p.free.Clear(cpu)
 	p.out.Set(cpu)
 	p.want--
-}
-
-func (p *nodePicker) isUsed(cache int) bool {
-	for _, u := range p.used {
-		if u == cache {
-			return true
-		}
-	}
-	return false
-}
-
-func (p *nodePicker) markUsed(cache int) {
-	if !p.isUsed(cache) {
-		p.used = append(p.used, cache)
-	}
 }

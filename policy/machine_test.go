@@ -14,6 +14,7 @@ type shape struct {
 	nodesPerSocket            int
 	memOnly                   int           // CPU-less memory nodes appended after the others
 	offline                   topology.Mask // CPUs left out of the machine
+	noMemory                  topology.Mask // ids of nodes whose meminfo says MemTotal 0
 }
 
 func (s shape) machine() topology.Machine {
@@ -41,9 +42,44 @@ func (s shape) machine() topology.Machine {
 		}
 	}
 	for n := 0; n < s.nodes+s.memOnly; n++ {
-		m.Nodes = append(m.Nodes, topology.NodeInfo{ID: n, MemoryBytes: 1 << 30})
+		ni := topology.NodeInfo{ID: n, MemoryBytes: 1 << 30, MemoryKnown: true}
+		if s.noMemory.Has(n) {
+			ni.MemoryBytes = 0
+		}
+		for o := 0; o < s.nodes+s.memOnly; o++ {
+			ni.Distances = append(ni.Distances, s.distance(n, o))
+		}
+		m.Nodes = append(m.Nodes, ni)
 	}
 	return m
+}
+
+// distance is the SLIT distance between nodes a and b, as topology/synth
+// writes it: 10 local, 12 within a socket, 21 across sockets; memory-only
+// node i hangs off socket i mod sockets (17 from there, 28 otherwise).
+func (s shape) distance(a, b int) int {
+	nps := max(s.nodesPerSocket, 1)
+	sockets := (s.nodes + nps - 1) / nps
+	socket := func(n int) int {
+		if n < s.nodes {
+			return n / nps
+		}
+		return (n - s.nodes) % sockets
+	}
+	switch {
+	case a == b:
+		return 10
+	case a >= s.nodes && b >= s.nodes:
+		return 28
+	case a >= s.nodes || b >= s.nodes:
+		if socket(a) == socket(b) {
+			return 17
+		}
+		return 28
+	case socket(a) == socket(b):
+		return 12
+	}
+	return 21
 }
 
 func (s shape) topo(t testing.TB) *topology.Topology {

@@ -45,7 +45,7 @@ type Memory string
 
 // Memory settings.
 const (
-	MemoryLocal Memory = "local" // the nodes that hold the container's CPUs
+	MemoryLocal Memory = "local" // the nodes that hold the container's CPUs and have memory (else the nearest with memory)
 	MemoryAll   Memory = "all"   // every node with memory
 	MemoryNone  Memory = "none"  // leave cpuset.mems alone
 )
@@ -120,12 +120,13 @@ func ParseMemory(s string) (Memory, error) {
 	return "", fmt.Errorf("%q is not one of local, all, none", s)
 }
 
-// ApplySpread applies a spread value as the annotation writes it: "all",
-// "minimal", or a positive number of NUMA nodes (spread all, capped at that many).
+// ApplySpread applies a spread value as the annotation writes it: "all" or
+// "minimal" keep the configured MaxNUMANodes (an annotation does not lift the
+// administrator's cap); a positive number N is spread all capped at N nodes.
 func (o *Options) ApplySpread(s string) error {
 	switch Spread(s) {
 	case SpreadAll, SpreadMinimal:
-		o.Spread, o.MaxNUMANodes = Spread(s), 0
+		o.Spread = Spread(s)
 		return nil
 	}
 	n, err := strconv.Atoi(s)

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"fmt"
+	"math/bits"
 	"math/rand/v2"
 	"testing"
 
@@ -23,6 +24,9 @@ func randomShape(r *rand.Rand) shape {
 		if c := r.IntN(total); c != 0 { // keep CPU 0 so the machine is never empty
 			s.offline.Set(c)
 		}
+	}
+	if r.IntN(4) == 0 && s.nodes+s.memOnly > 1 { // a CPU node without memory (another node has some)
+		s.noMemory.Set(r.IntN(s.nodes))
 	}
 	return s
 }
@@ -119,10 +123,14 @@ func allocateRandom(t *testing.T, r *rand.Rand, s *State, owners map[string]topo
 		t.Fatalf("%s: not whole cores", where)
 	}
 	checkKeepsCoresWhole(t, topo, free, a.CPUs, where)
+	checkFewestCaches(t, topo, free, a.CPUs, where)
 	if o.Mode == Distributed && o.Spread == SpreadAll && o.MaxNUMANodes == 0 {
 		checkBalance(t, topo, before, a.CPUs, o.FullCores == FullCoresOff, where)
 	}
 	wantMems := s.Mems(a.CPUs, o.Memory)
+	if o.Memory == MemoryLocal {
+		checkLocalMems(t, topo, a.CPUs, wantMems, where)
+	}
 	if !a.Mems.Equals(wantMems) {
 		t.Fatalf("%s: mems %s, want %s", where, a.Mems, wantMems)
 	}
@@ -241,5 +249,153 @@ func checkKeepsCoresWhole(t *testing.T, topo *topology.Topology, free, cpus topo
 		if split >= 0 && partialLeft >= 0 {
 			t.Fatalf("%s: split whole core %v while core %v had a free thread", where, topo.Cores[split].Threads, topo.Cores[partialLeft].Threads)
 		}
+	}
+}
+
+// TestFewestCachesRandom checks the L3 rule of DESIGN.md step 4 on random
+// machines with up to 5 L3 caches per node, random busy CPUs and random
+// options (the property test's machines have at most 2 caches per node).
+func TestFewestCachesRandom(t *testing.T) {
+	for seed := uint64(1); seed <= 3000; seed++ {
+		r := rand.New(rand.NewPCG(seed, 0x13))
+		sh := randomShape(r)
+		sh.l3 = 1 + r.IntN(5)
+		sh.cores = 2 + r.IntN(12)
+		topo, err := topology.New(sh.machine())
+		if err != nil {
+			t.Fatalf("seed %d: %v", seed, err)
+		}
+		s := newState(t, topo, Config{})
+		var busy topology.Mask
+		wholeBusy := r.IntN(2) == 0 // busy whole cores only: every share is whole cores
+		topo.Online.ForEach(func(c int) bool {
+			if r.IntN(4) == 0 {
+				if wholeBusy {
+					busy.UnionInPlace(topo.CoreOf(c).Mask)
+				} else {
+					busy.Set(c)
+				}
+			}
+			return true
+		})
+		if !busy.IsEmpty() {
+			if err := s.Claim("busy", busy); err != nil {
+				t.Fatal(err)
+			}
+		}
+		free := s.Free()
+		n := 1 + r.IntN(max(1, free.Count()))
+		o := randomOptions(r)
+		a, err := s.Plan(Request{CPUs: n, Options: o})
+		if err != nil {
+			continue
+		}
+		checkFewestCaches(t, topo, free, a.CPUs, fmt.Sprintf("seed %d (machine %+v): %d CPUs %+v → %s", seed, sh, n, o, a.CPUs))
+	}
+}
+
+// checkFewestCaches checks the L3 rule of DESIGN.md step 4 for each node's
+// share. The share is fixed by the core rules: w = min(⌊take/T⌋, whole free
+// cores) whole cores, then single threads from partly used cores, then from
+// one more whole core. Where a best fit exists it is used:
+//   - a share that one cache can hold uses one cache;
+//   - a share of whole cores only (any share with one thread per core) uses
+//     the fewest caches that hold it.
+//
+// (Shares that mix whole cores and single threads are placed greedily,
+// which may use one cache more than the fewest possible.)
+func checkFewestCaches(t *testing.T, topo *topology.Topology, free, cpus topology.Mask, where string) {
+	t.Helper()
+	for i := range topo.Nodes {
+		node := &topo.Nodes[i]
+		if !cpus.Intersects(node.CPUs) {
+			continue
+		}
+		used, least, wholeOnly := cacheUse(topo, node, free, cpus)
+		if used > least && (least == 1 || wholeOnly) {
+			t.Fatalf("%s: node %d: %s uses %d L3 caches, %d can hold it (free %s)",
+				where, node.ID, cpus.Intersection(node.CPUs), used, least, free.Intersection(node.CPUs))
+		}
+	}
+}
+
+// cacheUse returns how many L3 caches of node the allocation cpus uses, the
+// fewest that could hold its share under the core rules (by trying every
+// set of caches), and whether the share is whole cores only.
+func cacheUse(topo *topology.Topology, node *topology.Node, free, cpus topology.Mask) (used, least int, wholeOnly bool) {
+	g := topo.ThreadsPerCore
+	var whole, partial []int // per cache: whole free cores, free threads of other cores
+	allWhole, allPartial := 0, 0
+	for _, ci := range node.Caches {
+		c := &topo.Caches[ci]
+		w, p := 0, 0
+		for _, k := range c.Cores {
+			core := &topo.Cores[k]
+			if len(core.Threads) == g && core.Mask.IsSubsetOf(free) {
+				w++
+			} else {
+				p += core.Mask.CountAnd(free)
+			}
+		}
+		whole, partial = append(whole, w), append(partial, p)
+		allWhole, allPartial = allWhole+w, allPartial+p
+		if c.Mask.Intersects(cpus) {
+			used++
+		}
+	}
+	take := cpus.CountAnd(node.CPUs)
+	w := min(take/g, allWhole)
+	singles := take - w*g
+	fromPartial := min(singles, allPartial)
+	split := singles > fromPartial // all partly used threads, and part of one more whole core
+	least = len(whole)
+	for set := 1; set < 1<<len(whole); set++ {
+		sw, sp := 0, 0
+		for i := range whole {
+			if set&(1<<i) != 0 {
+				sw, sp = sw+whole[i], sp+partial[i]
+			}
+		}
+		holds := sw >= w && sp >= fromPartial
+		if split {
+			holds = sw > w && sp == allPartial
+		}
+		if holds {
+			least = min(least, bits.OnesCount(uint(set)))
+		}
+	}
+	return used, least, singles == 0
+}
+
+// checkLocalMems checks memory = local: the nodes of the CPUs that have
+// memory; when none has, the nearest node with memory to each of them.
+func checkLocalMems(t *testing.T, topo *topology.Topology, cpus, mems topology.Mask, where string) {
+	t.Helper()
+	withMemory := topo.MemoryNodes()
+	if !mems.IsSubsetOf(withMemory) || mems.IsEmpty() {
+		t.Fatalf("%s: mems %s, nodes with memory %s", where, mems, withMemory)
+	}
+	nodes := topo.NodesOf(cpus)
+	if local := nodes.Intersection(withMemory); !local.IsEmpty() {
+		if !mems.Equals(local) {
+			t.Fatalf("%s: mems %s, want the CPUs' nodes with memory %s", where, mems, local)
+		}
+		return
+	}
+	var want topology.Mask // each node's nearest node with memory, ties to the lower id
+	nodes.ForEach(func(n int) bool {
+		d := topo.Node(n).Distances
+		nearest := -1
+		withMemory.ForEach(func(m int) bool {
+			if nearest < 0 || d[m] < d[nearest] {
+				nearest = m
+			}
+			return true
+		})
+		want.Set(nearest)
+		return true
+	})
+	if !mems.Equals(want) {
+		t.Fatalf("%s: mems %s, want %s: the nearest nodes with memory to the CPUs' nodes %s", where, mems, want, nodes)
 	}
 }

@@ -34,7 +34,8 @@ type State struct {
 
 	// scratch space reused across allocations to keep the request path
 	// free of per-call allocations proportional to the machine.
-	views []nodeView
+	views        []nodeView
+	cacheScratch []cacheFree
 }
 
 // Request is one exclusive allocation.
@@ -230,7 +231,11 @@ func (s *State) Adopt(owner string, cpus topology.Mask) error {
 	return nil
 }
 
-// Mems returns the memory nodes for a set of CPUs under the memory setting.
+// Mems returns the memory nodes for a set of CPUs (an allocation, or the
+// shared pool) under the memory setting: with local, the nodes of the CPUs
+// that have memory, or the nearest nodes with memory when none of them has
+// (topology.LocalMemoryNodes); with all, every node with memory. The kernel
+// rejects a node without memory in cpuset.mems.
 func (s *State) Mems(cpus topology.Mask, mem Memory) topology.Mask {
 	switch mem {
 	case MemoryNone:
@@ -238,7 +243,7 @@ func (s *State) Mems(cpus topology.Mask, mem Memory) topology.Mask {
 	case MemoryAll:
 		return s.topo.MemoryNodes()
 	}
-	return s.topo.NodesOf(cpus)
+	return s.topo.LocalMemoryNodes(cpus)
 }
 
 func (s *State) allocation(cpus topology.Mask, mem Memory) Allocation {

@@ -30,7 +30,8 @@ func Discover(root string) (*Topology, error) {
 // Only cpu/online is required. Missing optional files are tolerated, as
 // containers, VMs and old kernels omit some: no topology folder makes a CPU
 // its own core on socket 0, no die_id means die 0, no L3 cache means L3 -1,
-// no node folder means one node 0 with every CPU, no meminfo means 0 bytes,
+// no node folder means one node 0 with every CPU, no meminfo (or no MemTotal
+// in it) means 0 bytes of unknown memory (NodeInfo.MemoryKnown false),
 // no distance means unknown distances. A file that exists but cannot be
 // parsed is an error naming the file.
 func DiscoverFS(fsys fs.FS) (*Topology, error) {
@@ -280,7 +281,7 @@ func (r sysfsReader) node(id, nodes int) (NodeInfo, Mask, error) {
 	if s, ok, err := r.read(dir+fileNodeMeminfo, false); err != nil {
 		return n, Mask{}, err
 	} else if ok {
-		if n.MemoryBytes, err = parseMemTotal(s); err != nil {
+		if n.MemoryBytes, n.MemoryKnown, err = parseMemTotal(s); err != nil {
 			return n, Mask{}, fmt.Errorf("%s: %w", dir+fileNodeMeminfo, err)
 		}
 	}
@@ -300,9 +301,9 @@ func (r sysfsReader) node(id, nodes int) (NodeInfo, Mask, error) {
 	return n, cpus, nil
 }
 
-// parseMemTotal finds "Node 0 MemTotal:   16303004 kB" in a node's meminfo;
-// no such line means 0.
-func parseMemTotal(s string) (uint64, error) {
+// parseMemTotal finds "Node 0 MemTotal:   16303004 kB" in a node's meminfo
+// and reports whether it did; no such line means 0 bytes, not found.
+func parseMemTotal(s string) (uint64, bool, error) {
 	for line := range strings.Lines(s) {
 		f := strings.Fields(line)
 		for i := 0; i+1 < len(f); i++ {
@@ -311,7 +312,7 @@ func parseMemTotal(s string) (uint64, error) {
 			}
 			v, err := strconv.ParseUint(f[i+1], 10, 64)
 			if err != nil {
-				return 0, fmt.Errorf("invalid MemTotal %q", f[i+1])
+				return 0, false, fmt.Errorf("invalid MemTotal %q", f[i+1])
 			}
 			unit := uint64(1)
 			if i+2 < len(f) {
@@ -319,16 +320,16 @@ func parseMemTotal(s string) (uint64, error) {
 				case "kB":
 					unit = 1 << 10
 				default:
-					return 0, fmt.Errorf("unknown MemTotal unit %q", f[i+2])
+					return 0, false, fmt.Errorf("unknown MemTotal unit %q", f[i+2])
 				}
 			}
 			if v > (1<<64-1)/unit {
-				return 0, fmt.Errorf("MemTotal %d %s is out of range", v, f[i+2])
+				return 0, false, fmt.Errorf("MemTotal %d %s is out of range", v, f[i+2])
 			}
-			return v * unit, nil
+			return v * unit, true, nil
 		}
 	}
-	return 0, nil
+	return 0, false, nil
 }
 
 // parseDistances parses a node's distance line ("10 21 17 28").

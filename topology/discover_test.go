@@ -194,9 +194,36 @@ func TestDiscoverTolerates(t *testing.T) {
 			deleteAll("/distance")(files)
 		}, func(t *testing.T, topo *topology.Topology) {
 			for _, n := range topo.Nodes {
-				if n.MemoryBytes != 0 || n.Distances != nil {
-					t.Errorf("node %d: %d bytes, distances %v", n.ID, n.MemoryBytes, n.Distances)
+				if n.MemoryBytes != 0 || n.MemoryKnown || n.Distances != nil {
+					t.Errorf("node %d: %d bytes (known %v), distances %v", n.ID, n.MemoryBytes, n.MemoryKnown, n.Distances)
 				}
+			}
+			// Unknown memory: nodes with CPUs count as having memory.
+			if got := topo.MemoryNodes().String(); got != "0-1" {
+				t.Errorf("memory nodes %s, want 0-1", got)
+			}
+			if got := topo.LocalMemoryNodes(topology.MustParseMask("4")).String(); got != "1" {
+				t.Errorf("local memory of CPU 4: %s, want 1", got)
+			}
+		}},
+		{"a node with CPUs and no memory", func(files map[string]string) {
+			files["devices/system/node/node1/meminfo"] = "Node 1 MemTotal:              0 kB\nNode 1 MemFree:               0 kB\n"
+		}, func(t *testing.T, topo *topology.Topology) {
+			n := topo.Node(1)
+			if n.MemoryBytes != 0 || !n.MemoryKnown || n.HasMemory() || !topo.Node(0).HasMemory() {
+				t.Errorf("node 1: %d bytes, known %v", n.MemoryBytes, n.MemoryKnown)
+			}
+			if got := topo.MemoryNodes().String(); got != "0" {
+				t.Errorf("memory nodes %s, want 0", got)
+			}
+			// Node 1's CPUs take memory from node 0, the nearest with memory.
+			for cpus, want := range map[string]string{"4-5": "0", "0,4": "0", "0": "0"} {
+				if got := topo.LocalMemoryNodes(topology.MustParseMask(cpus)).String(); got != want {
+					t.Errorf("local memory of CPUs %s: %s, want %s", cpus, got, want)
+				}
+			}
+			if s := topology.Summarize(topo); s.Nodes[0].NoMemory || !s.Nodes[1].NoMemory {
+				t.Errorf("summary nodes %+v", s.Nodes)
 			}
 		}},
 		{"distance of the wrong length", func(files map[string]string) {
@@ -227,8 +254,8 @@ func TestDiscoverTolerates(t *testing.T) {
 		{"meminfo without MemTotal", func(files map[string]string) {
 			files["devices/system/node/node0/meminfo"] = "Node 0 MemFree: 5 kB\n"
 		}, func(t *testing.T, topo *topology.Topology) {
-			if topo.Nodes[0].MemoryBytes != 0 {
-				t.Errorf("node 0: %d bytes", topo.Nodes[0].MemoryBytes)
+			if topo.Nodes[0].MemoryBytes != 0 || topo.Nodes[0].MemoryKnown || !topo.Nodes[0].HasMemory() {
+				t.Errorf("node 0: %d bytes, known %v", topo.Nodes[0].MemoryBytes, topo.Nodes[0].MemoryKnown)
 			}
 		}},
 	}

@@ -17,13 +17,16 @@ type Summary struct {
 
 // NodeSummary is one NUMA node in a Summary.
 type NodeSummary struct {
-	ID          int            `json:"id"`
-	CPUs        string         `json:"cpus"`
-	Cores       int            `json:"cores"`
-	L3Caches    int            `json:"l3Caches"`
-	Sockets     []int          `json:"sockets"`
-	MemoryBytes uint64         `json:"memoryBytes"`
-	Distances   map[string]int `json:"distances,omitempty"`
+	ID          int    `json:"id"`
+	CPUs        string `json:"cpus"`
+	Cores       int    `json:"cores"`
+	L3Caches    int    `json:"l3Caches"`
+	Sockets     []int  `json:"sockets"`
+	MemoryBytes uint64 `json:"memoryBytes"`
+	// NoMemory marks a node whose meminfo says MemTotal 0 (Node.HasMemory
+	// false): the kernel rejects it in cpuset.mems.
+	NoMemory  bool           `json:"noMemory,omitempty"`
+	Distances map[string]int `json:"distances,omitempty"`
 }
 
 // CPUSummary is one online CPU in a Summary.
@@ -46,7 +49,7 @@ func Summarize(t *Topology) Summary {
 	}
 	for _, n := range t.Nodes {
 		ns := NodeSummary{ID: n.ID, CPUs: n.CPUs.String(), Cores: len(n.Cores), L3Caches: len(n.Caches),
-			Sockets: append([]int{}, n.Sockets...), MemoryBytes: n.MemoryBytes}
+			Sockets: append([]int{}, n.Sockets...), MemoryBytes: n.MemoryBytes, NoMemory: !n.HasMemory()}
 		if n.Distances != nil {
 			ns.Distances = make(map[string]int, len(n.Distances))
 			for id, d := range n.Distances {

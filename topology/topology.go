@@ -31,6 +31,11 @@ type CPUInfo struct {
 type NodeInfo struct {
 	ID          int
 	MemoryBytes uint64
+	// MemoryKnown says MemoryBytes was read (the node's meminfo has a
+	// MemTotal line), so that 0 means a node without memory. When it is
+	// false, a node with CPUs and MemoryBytes 0 counts as having memory
+	// (a kernel without NUMA support has no node meminfo).
+	MemoryKnown bool
 	// Distances to every node, indexed like the node list in sysfs
 	// (ascending node id); nil when unknown.
 	Distances []int
@@ -74,11 +79,19 @@ type Node struct {
 	Caches      []int // indexes into Topology.Caches, ascending by first CPU
 	Sockets     []int // physical packages with CPUs on this node, ascending
 	MemoryBytes uint64
+	MemoryKnown bool        // see NodeInfo.MemoryKnown
 	Distances   map[int]int // distance to each node id; nil when unknown
 }
 
 // HasCPUs reports whether the node has online CPUs (is a candidate for CPUs).
 func (n *Node) HasCPUs() bool { return !n.CPUs.IsEmpty() }
+
+// HasMemory reports whether the node has memory, that is whether the kernel
+// accepts it in cpuset.mems: MemTotal > 0, or, when its meminfo is unknown,
+// whether it has CPUs.
+func (n *Node) HasMemory() bool {
+	return n.MemoryBytes > 0 || (!n.MemoryKnown && n.HasCPUs())
+}
 
 // Topology is the machine model. Build it with New (or Discover); do not
 // modify it afterwards: the policy shares it between allocations.
@@ -97,6 +110,7 @@ type Topology struct {
 	coreOf    []int // CPU id → index into Cores, -1 when not online
 	nodeOf    []int // CPU id → NUMA node id, -1 when not online
 	nodeIndex map[int]int
+	memNodes  Mask // ids of the nodes with memory (Node.HasMemory)
 }
 
 // CoreOf returns the core that holds cpu, or nil when cpu is not online.
@@ -136,16 +150,55 @@ func (t *Topology) NodesOf(m Mask) Mask {
 	return nodes
 }
 
-// MemoryNodes returns the ids of the nodes that have memory, as a Mask.
-// Nodes whose memory size is unknown count as having memory when they have CPUs.
-func (t *Topology) MemoryNodes() Mask {
-	var m Mask
-	for i := range t.Nodes {
-		if t.Nodes[i].MemoryBytes > 0 || t.Nodes[i].HasCPUs() {
-			m.Set(t.Nodes[i].ID)
-		}
+// MemoryNodes returns the ids of the nodes that have memory (Node.HasMemory),
+// as a Mask.
+func (t *Topology) MemoryNodes() Mask { return t.memNodes.Clone() }
+
+// LocalMemoryNodes returns the memory nodes for a container that runs on
+// cpus, as a Mask of node ids: the nodes of cpus that have memory; when none
+// of them has, each one's nearest node with memory by the distance table
+// (ties to the lower id), or every node with memory when a node's distances
+// are unknown. With no CPUs, or no node with memory at all, it returns the
+// nodes of cpus.
+func (t *Topology) LocalMemoryNodes(cpus Mask) Mask {
+	nodes := t.NodesOf(cpus)
+	if nodes.IsSubsetOf(t.memNodes) {
+		return nodes // the usual case: every node of the CPUs has memory
 	}
-	return m
+	if nodes.Intersects(t.memNodes) {
+		nodes.IntersectInPlace(t.memNodes)
+		return nodes
+	}
+	if t.memNodes.IsEmpty() {
+		return nodes
+	}
+	var out Mask
+	nodes.ForEach(func(id int) bool {
+		if near, ok := t.nearestMemoryNode(id); ok {
+			out.Set(near)
+		} else {
+			out.UnionInPlace(t.memNodes)
+		}
+		return true
+	})
+	return out
+}
+
+// nearestMemoryNode returns the node with memory nearest to node id by the
+// distance table, ties to the lower id; false when the distances are unknown.
+func (t *Topology) nearestMemoryNode(id int) (int, bool) {
+	n := t.Node(id)
+	if n == nil || n.Distances == nil {
+		return 0, false
+	}
+	best, bestDist := -1, 0
+	t.memNodes.ForEach(func(m int) bool { // ascending ids: ties keep the lower
+		if d, ok := n.Distances[m]; ok && (best < 0 || d < bestDist) {
+			best, bestDist = m, d
+		}
+		return true
+	})
+	return best, best >= 0
 }
 
 // Sockets returns the physical package ids, ascending.
@@ -191,7 +244,7 @@ func New(m Machine) (*Topology, error) {
 			return nil, fmt.Errorf("NUMA node %d is listed twice", n.ID)
 		}
 		t.nodeIndex[n.ID] = i
-		node := Node{ID: n.ID, MemoryBytes: n.MemoryBytes}
+		node := Node{ID: n.ID, MemoryBytes: n.MemoryBytes, MemoryKnown: n.MemoryKnown}
 		if len(n.Distances) == len(nodes) {
 			node.Distances = make(map[int]int, len(nodes))
 			for j, d := range n.Distances {
@@ -213,6 +266,11 @@ func New(m Machine) (*Topology, error) {
 		}
 		t.nodeOf[c.ID] = c.Node
 		t.Nodes[ni].CPUs.Set(c.ID)
+	}
+	for i := range t.Nodes {
+		if t.Nodes[i].HasMemory() {
+			t.memNodes.Set(t.Nodes[i].ID)
+		}
 	}
 	if err := t.buildCores(cpus); err != nil {
 		return nil, err
