@@ -373,3 +373,20 @@ func TestServerShutsDownWithContext(t *testing.T) {
 		t.Error("still serving after shutdown")
 	}
 }
+
+// A node whose summary says it has no memory stays without memory when the
+// machine is rebuilt (status draws mems from it).
+func TestMachineKeepsNodesWithoutMemory(t *testing.T) {
+	st := metrics.State{Topology: topology.Summarize(synth.SmallTwoNode().MustTopology())}
+	st.Topology.Nodes[1].MemoryBytes, st.Topology.Nodes[1].NoMemory = 0, true
+	got, err := st.Machine()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.Node(0).HasMemory() || got.Node(1).HasMemory() {
+		t.Errorf("rebuilt nodes: 0 has memory %v, 1 has memory %v; want true, false", got.Node(0).HasMemory(), got.Node(1).HasMemory())
+	}
+	if got.MemoryNodes().String() != "0" {
+		t.Errorf("memory nodes %s, want 0", got.MemoryNodes())
+	}
+}

@@ -178,7 +178,9 @@ func (s *State) Machine() (*topology.Topology, error) {
 	}
 	sort.Ints(ids)
 	for _, n := range sum.Nodes {
-		ni := topology.NodeInfo{ID: n.ID, MemoryBytes: n.MemoryBytes}
+		// A summary says a node has no memory (NoMemory) only when its
+		// meminfo was read; bytes > 0 were read too.
+		ni := topology.NodeInfo{ID: n.ID, MemoryBytes: n.MemoryBytes, MemoryKnown: n.MemoryBytes > 0 || n.NoMemory}
 		if len(n.Distances) == len(ids) {
 			for _, id := range ids {
 				ni.Distances = append(ni.Distances, n.Distances[strconv.Itoa(id)])

@@ -704,12 +704,14 @@ func (c *Checker) parse(s string) (topology.Mask, error) {
 }
 
 // checkMems applies the memory rule: local → the nodes of the container's
-// CPUs; all → every node with memory; none → untouched (empty).
+// CPUs that have memory (for CPU nodes without memory, the nearest nodes
+// with memory: topology owns that distance rule); all → every node with
+// memory; none → untouched (empty).
 func (c *Checker) checkMems(ci mockruntime.ContainerInfo, cpus topology.Mask, fail func(string, ...any)) {
 	var want topology.Mask
 	switch c.memory {
 	case config.MemoryLocal:
-		want = c.topo.NodesOf(cpus)
+		want = c.topo.LocalMemoryNodes(cpus)
 	case config.MemoryAll:
 		want = c.topo.MemoryNodes()
 	case config.MemoryNone:
