@@ -419,12 +419,11 @@ func defaultWant(t *testing.T) want {
 	return want{name: "numaspread", config: cfg, socketDir: "/var/run/nri", hostSysfs: "/sys", image: image}
 }
 
+// withMetrics: metrics on at port. The address is a flag
+// (--metrics-address), so the ConfigMap is the same with metrics on or off
+// and an operator edits one file whichever way it is deployed.
 func (w want) withMetrics(t *testing.T, port int) want {
-	var err error
 	w.metricsPort = port
-	if w.config, err = w.config.With("metrics.address", ":"+strconv.Itoa(port)); err != nil {
-		t.Fatal(err)
-	}
 	return w
 }
 
@@ -509,8 +508,12 @@ func checkBundle(t *testing.T, b bundle, w want) {
 	if c.Image != w.image {
 		t.Errorf("%s: image %q, want %q", src, c.Image, w.image)
 	}
-	if !reflect.DeepEqual(c.Args, []string{"run", "--config=/etc/numaspread/config.toml"}) || len(c.Command) != 0 {
-		t.Errorf("%s: command %q args %q", src, c.Command, c.Args)
+	wantArgs := []string{"run", "--config=/etc/numaspread/config.toml"}
+	if w.metricsPort != 0 {
+		wantArgs = append(wantArgs, "--metrics-address=:"+strconv.Itoa(w.metricsPort))
+	}
+	if !reflect.DeepEqual(c.Args, wantArgs) || len(c.Command) != 0 {
+		t.Errorf("%s: command %q args %q, want args %q", src, c.Command, c.Args, wantArgs)
 	}
 
 	// The container's security context.
@@ -989,10 +992,10 @@ func TestHelmValuesOfChart010(t *testing.T) {
 }
 
 // TestHelmRestartOnlyChecksum: the pod template carries a checksum of the
-// configuration numaspread reads only at start ([nri], [topology],
-// [metrics]), so that `helm upgrade` changing one of them rolls the pods;
-// [policy] and [log] changes leave the pod template alone and reload in
-// place.
+// configuration numaspread reads only at start ([nri], [topology]), so that
+// `helm upgrade` changing one of them rolls the pods; [policy] and [log]
+// changes leave the pod template alone and reload in place. Metrics are a
+// flag (--metrics-address) of the pod template itself.
 func TestHelmRestartOnlyChecksum(t *testing.T) {
 	sum := func(values map[string]any) string {
 		t.Helper()
@@ -1016,7 +1019,7 @@ func TestHelmRestartOnlyChecksum(t *testing.T) {
 		{"nri.plugin_index, the same index as a number", set("nri", "plugin_index", 90), false},
 		{"nri.plugin_name", set("nri", "plugin_name", "spread"), true},
 		{"nri.socket", set("nri", "socket", "/run/containerd/nri/nri.sock"), true},
-		{"metrics.enabled", map[string]any{"metrics": map[string]any{"enabled": true}}, true},
+		{"metrics.enabled (a flag, not the checksum)", map[string]any{"metrics": map[string]any{"enabled": true}}, false},
 		{"policy.mode", set("policy", "mode", "packed"), false},
 		{"policy.reserved_cpus", set("policy", "reserved_cpus", "0-1"), false},
 		{"policy.memory", set("policy", "memory", "all"), false},
@@ -1027,10 +1030,13 @@ func TestHelmRestartOnlyChecksum(t *testing.T) {
 			t.Errorf("%s: checksum changed %v, want %v", c.name, got != base, c.changes)
 		}
 	}
+	args := func(values map[string]any) []string {
+		return mustRenderHelm(t, "numaspread", values).only(t, "DaemonSet").typed.(*appsv1.DaemonSet).Spec.Template.Spec.Containers[0].Args
+	}
 	on := map[string]any{"metrics": map[string]any{"enabled": true}}
 	port := map[string]any{"metrics": map[string]any{"enabled": true, "port": 9500}}
-	if sum(on) == sum(port) {
-		t.Error("metrics.port: checksum unchanged")
+	if reflect.DeepEqual(args(on), args(port)) || reflect.DeepEqual(args(nil), args(on)) {
+		t.Error("metrics.enabled and metrics.port do not change the pod template's args")
 	}
 }
 
@@ -1328,10 +1334,8 @@ func TestConfigFilesAgree(t *testing.T) {
 	if d := config.Diff(sample, base); !reflect.DeepEqual(d, []string{`topology.sysfs: /sys → /host/sys`}) {
 		t.Errorf("base config differs from deploy/config.toml in %q", d)
 	}
-	for _, f := range []string{"kubernetes/base/config.toml", "kubernetes/overlays/metrics/config.toml"} {
-		if _, err := config.Load(f, true); err != nil {
-			t.Error(err)
-		}
+	if _, err := os.Stat("kubernetes/overlays/metrics/config.toml"); err == nil {
+		t.Error("overlays/metrics has a config.toml of its own: the overlay passes --metrics-address, so the base's file is the one to edit")
 	}
 	a, _ := os.ReadFile("runtime/crio-nri.conf")
 	b, _ := os.ReadFile(filepath.Join(chartDir, "files/crio-nri.conf"))

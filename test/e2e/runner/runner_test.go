@@ -127,7 +127,7 @@ func TestDaemonSetPod(t *testing.T) {
 		t.Errorf("pod = %s/%s %s cpu %dm/%dm mem %d", s.namespace, s.name, s.qos, s.cpuRequest, s.cpuLimit, s.memLimit)
 	}
 	k := s.kube
-	if k.image != "ghcr.io/numaspread/numaspread:0.1.0" || strings.Join(k.args, " ") != "run --config=/etc/numaspread/config.toml" {
+	if k.image != "ghcr.io/numaspread/numaspread:0.1.0" || strings.Join(k.args, " ") != "run --config=/etc/numaspread/config.toml --metrics-address=:9464" {
 		t.Errorf("container = %s %q", k.image, k.args)
 	}
 	if len(k.envs) != 1 || k.envs[0]["key"] != "NODE_NAME" || k.envs[0]["value"] != "node-a" {
@@ -145,7 +145,7 @@ func TestDaemonSetPod(t *testing.T) {
 		t.Errorf("mounts = %v", mounts)
 	}
 	conf, err := os.ReadFile(filepath.Join(e.dir, "configmaps/config/config.toml"))
-	if err != nil || !strings.Contains(string(conf), `address = ":9464"`) {
+	if err != nil || !strings.Contains(string(conf), "[policy]") {
 		t.Errorf("ConfigMap file: %v\n%s", err, conf)
 	}
 	got, _ := json.Marshal(k.security)

@@ -61,8 +61,10 @@ the keys a newer chart adds (the configuration would read `memory = null`). */}}
 {{/* The configuration's restart-only sections: numaspread applies [nri],
 [topology] and [metrics] only when it starts (a reload logs a warning and
 keeps the running values). The ConfigMap renders them from here, and the pod
-template carries their checksum, so that `helm upgrade` changing one of them
-restarts the pods, while [policy] and [log] changes reload in place. */}}
+template carries a checksum of [nri] and [topology], so that `helm upgrade`
+changing one of them restarts the pods, while [policy] and [log] changes
+reload in place. The metrics address is the container's --metrics-address
+flag, part of the pod template itself. */}}
 {{- define "numaspread.config.nri" -}}
 [nri]
 socket = {{ .Values.config.nri.socket | toJson }}
@@ -79,18 +81,14 @@ sysfs = "/host/sys"
 
 {{- define "numaspread.config.metrics" -}}
 [metrics]
-{{- if .Values.metrics.enabled }}
-# All interfaces of the pod's network namespace: the probes and
-# Prometheus connect to the pod IP.
-address = {{ printf ":%d" (int .Values.metrics.port) | toJson }}
-{{- else }}
-# Off; the chart's metrics.enabled turns it on.
+# Off here: with metrics.enabled the chart passes --metrics-address=:PORT
+# (every interface of the pod's network: the probes and Prometheus connect
+# to the pod IP), which overrides this key.
 address = ""
-{{- end }}
 {{- end -}}
 
 {{- define "numaspread.restartOnlyChecksum" -}}
-{{- list (include "numaspread.config.nri" .) (include "numaspread.config.topology" .) (include "numaspread.config.metrics" .) | join "\n" | sha256sum -}}
+{{- list (include "numaspread.config.nri" .) (include "numaspread.config.topology" .) | join "\n" | sha256sum -}}
 {{- end -}}
 
 {{/* The host folder the sysfs volume mounts: the part of sysfs numaspread
