@@ -308,16 +308,19 @@ type kubeletConfigFile struct {
 // without a kubelet, or one whose kubelet is configured by flags only.
 func checkKubelet(r *checkReport, o checkOptions, cfg config.Config) {
 	seen := false
-	configPolicy := ""
+	configPolicy, memoryPolicy := "", ""
 	if b, err := os.ReadFile(o.kubeletConfig); err == nil {
 		seen = true
 		var kc kubeletConfigFile
 		if err := yaml.Unmarshal(b, &kc); err != nil {
 			r.failf("kubelet: cannot parse %s: %v", o.kubeletConfig, err)
 		} else {
-			configPolicy = kc.CPUManagerPolicy
+			configPolicy, memoryPolicy = kc.CPUManagerPolicy, kc.MemoryManagerPolicy
 			if configPolicy == "" {
 				configPolicy = "none" // the kubelet's default
+			}
+			if memoryPolicy == "" {
+				memoryPolicy = "None" // the kubelet's default
 			}
 			if strings.EqualFold(configPolicy, "none") {
 				r.okf("kubelet: %s: cpuManagerPolicy is %s", o.kubeletConfig, describeDefault(kc.CPUManagerPolicy, "none"))
@@ -356,9 +359,39 @@ func checkKubelet(r *checkReport, o checkOptions, cfg config.Config) {
 		r.warnf("kubelet: cannot read %s: %v", o.kubeletState, err)
 	}
 
+	checkMemoryManagerState(r, filepath.Join(filepath.Dir(o.kubeletState), "memory_manager_state"), memoryPolicy)
+
 	if !seen && !o.explicitKubelet {
 		r.warnf("kubelet: cannot tell the CPU manager policy: neither %s nor %s exists (no kubelet here, or pass --kubelet-config / --kubelet-state); it must be none",
 			o.kubeletConfig, o.kubeletState)
+	}
+}
+
+// checkMemoryManagerState: the kubelet refuses to start when its memory
+// manager's state file records another policy than the configured one
+// ("configured policy … differs from state checkpoint policy"), the same
+// trap as the CPU manager's when an operator switches policies for
+// numaspread. configured is "" when the kubelet configuration was not read.
+func checkMemoryManagerState(r *checkReport, path, configured string) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return // no memory manager state: nothing to trip over
+	}
+	var st struct {
+		PolicyName string `json:"policyName"`
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		r.failf("kubelet: cannot parse %s: %v", path, err)
+		return
+	}
+	switch {
+	case configured != "" && !strings.EqualFold(st.PolicyName, configured):
+		r.failf("kubelet: %s records memory manager policy %q but the kubelet is configured with %q: it will refuse to start until that file is removed (drain the node, stop the kubelet, remove the file, start the kubelet)",
+			path, st.PolicyName, configured)
+	case strings.EqualFold(st.PolicyName, "static"):
+		r.warnf("kubelet: %s: the memory manager runs policy Static, which also sets cpuset.mems for Guaranteed pods; use None, or set numaspread's policy.memory = \"none\"", path)
+	default:
+		r.okf("kubelet: %s: the memory manager last ran with policy %s", path, st.PolicyName)
 	}
 }
 

@@ -321,6 +321,26 @@ func TestCheckKubelet(t *testing.T) {
 			t.Fatalf("warn/FAIL in:\n%s", strings.Join(lines, "\n"))
 		}
 	})
+	for _, c := range []struct {
+		name, config, state, status string
+		parts                       []string
+	}{
+		{"memory state static, config none", "cpuManagerPolicy: none\n", `{"policyName":"Static","machineState":{},"checksum":1}`, "FAIL",
+			[]string{"memory_manager_state records memory manager policy \"Static\"", "configured with \"None\"", "refuse to start"}},
+		{"memory state static, config static", "memoryManagerPolicy: Static\n", `{"policyName":"Static","checksum":1}`, "warn",
+			[]string{"memory manager runs policy Static"}},
+		{"memory state none", "cpuManagerPolicy: none\n", `{"policyName":"None","checksum":1}`, "ok",
+			[]string{"memory manager last ran with policy None"}},
+		{"memory state unparsable", "", `{"policyName":`, "FAIL", []string{"cannot parse", "memory_manager_state"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			e := newCheckEnv(t, synth.SmallTwoNode())
+			e.write("kubelet/config.yaml", c.config, 0o644)
+			e.write("kubelet/memory_manager_state", c.state, 0o644)
+			_, lines := e.run()
+			expect(t, lines, c.status, append([]string{"kubelet:"}, c.parts...)...)
+		})
+	}
 	t.Run("explicit paths must be readable", func(t *testing.T) {
 		e := newCheckEnv(t, synth.SmallTwoNode())
 		e.o.kubeletConfig = e.path("kubelet/missing.yaml")
