@@ -7,12 +7,14 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/containerd/nri/pkg/api"
 	"github.com/sirupsen/logrus"
 	logtest "github.com/sirupsen/logrus/hooks/test"
 
 	"github.com/numaspread/numaspread/config"
+	"github.com/numaspread/numaspread/topology"
 	"github.com/numaspread/numaspread/topology/synth"
 )
 
@@ -81,6 +83,11 @@ func TestFailedRepeatCreateChangesNothing(t *testing.T) {
 		{"panic", nil, func(db *api.Container) (*api.PodSandbox, *api.Container) {
 			return pods(db)[0], db
 		}, "internal error"},
+		// The observer is told of the request after the decision: a panic
+		// there must not leave the new decision recorded either.
+		{"panic after the decision", nil, func(db *api.Container) (*api.PodSandbox, *api.Container) {
+			return pods(db)[0], db
+		}, "internal error"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -93,8 +100,11 @@ func TestFailedRepeatCreateChangesNothing(t *testing.T) {
 				}
 			}
 			before := p.Snapshot()
-			if tt.name == "panic" {
+			switch tt.name {
+			case "panic":
 				p.SetObserver(panickingObserver{})
+			case "panic after the decision":
+				p.SetObserver(requestPanicObserver{})
 			}
 			pod, ctr := tt.repeat(db)
 			if _, _, err := p.CreateContainer(ctx, pod, ctr); err == nil || !strings.Contains(err.Error(), tt.wantErr) {
@@ -255,4 +265,52 @@ func TestRequestLogsAreWrittenOutsideTheLock(t *testing.T) {
 			t.Errorf("no log line %q in:\n%s", want, got)
 		}
 	}
+}
+
+// requestPanicObserver panics when told of a request's outcome, which
+// happens after the decision is made.
+type requestPanicObserver struct{}
+
+func (requestPanicObserver) Request(string, time.Duration, error) { panic("boom") }
+func (requestPanicObserver) Decision(string)                      {}
+
+// A new container whose create panics after the decision holds nothing.
+func TestCreatePanicAfterDecisionLeavesNothing(t *testing.T) {
+	p := newTestPlugin(t, config.Default())
+	p.SetObserver(requestPanicObserver{})
+	pool := p.Snapshot().Shared
+	c := guaranteed("victim", 4, "", 1)
+	if _, _, err := p.CreateContainer(context.Background(), pods(c)[0], c); err == nil || !strings.Contains(err.Error(), "internal error") {
+		t.Fatalf("err = %v, want an internal error", err)
+	}
+	p.SetObserver(nil)
+	if s := p.Snapshot(); len(s.Containers) != 0 || !s.Shared.Equals(pool) {
+		t.Errorf("after a create that panicked: %+v, want nothing recorded and the pool %s", s, pool)
+	}
+	checkState(t, p)
+}
+
+// A stopped listing of an id does not hide a running listing of the same
+// id: the running container keeps its CPUs and nobody else gets them.
+func TestSynchronizeStoppedListingDoesNotHideRunning(t *testing.T) {
+	p := newTestPlugin(t, config.Default())
+	stale := guaranteed("db", 2, "0-1", 1)
+	stale.State = api.ContainerState_CONTAINER_STOPPED
+	running := guaranteed("db", 2, "0-1", 1)
+	x := guaranteed("x", 2, "", 2)
+	if _, err := p.Synchronize(context.Background(), pods(running, x), []*api.Container{stale, running, x}); err != nil {
+		t.Fatal(err)
+	}
+	s := p.Snapshot()
+	cpus := map[string]string{}
+	for _, c := range s.Containers {
+		cpus[c.ID] = c.CPUs
+	}
+	if len(s.Containers) != 2 || cpus["db"] != "0-1" {
+		t.Fatalf("containers %+v: want db on 0-1 and x", s.Containers)
+	}
+	if topology.MustParseMask(cpus["x"]).Intersects(topology.MustParseMask("0-1")) {
+		t.Errorf("x got %s, overlapping db's 0-1", cpus["x"])
+	}
+	checkState(t, p)
 }

@@ -3,10 +3,11 @@
 // annotations) and the policy's answers into cpuset adjustments for the new
 // container plus updates for every shared container whose cpuset changed.
 //
-// It is the only package that imports NRI. Handlers run under one mutex
-// and do no I/O under it: the container handlers write their log lines once
-// it is released (Synchronize, once a connection, logs as it goes), so every
-// request returns in microseconds.
+// It is the only package that imports NRI. Handlers run under one mutex.
+// The container handlers (Create, Stop, Remove, Update) do no I/O under it:
+// they write their log lines once it is released, so every request returns
+// in microseconds. Configure (reads sysfs), Synchronize and a reload, each
+// once a connection or a configuration change, log as they go.
 package plugin
 
 import (
@@ -174,7 +175,6 @@ func (p *Plugin) CreateContainer(_ context.Context, pod *api.PodSandbox, ctr *ap
 func (p *Plugin) create(pod *api.PodSandbox, ctr *api.Container, start time.Time, logs *logBuffer) (_ *api.ContainerAdjustment, _ []*api.ContainerUpdate, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	defer p.observe("CreateContainer", start, &err)
 
 	if old, ok := p.ctrs[ctr.GetId()]; ok {
 		// A repeated create of a running container's id: decide from a
@@ -191,6 +191,10 @@ func (p *Plugin) create(pod *api.PodSandbox, ctr *api.Container, start time.Time
 
 	c, outcome, err := p.place(pod, ctr, logs)
 	p.decided(outcome)
+	// Observed before anything is recorded: should the observer panic,
+	// the clean-ups (reinstate above, dropUnrecorded in CreateContainer)
+	// undo place's allocation and nothing is left behind.
+	p.observe("CreateContainer", start, &err)
 	if err != nil {
 		logs.add(p.log.WithFields(ctrFields(pod, ctr)).WithError(err), logrus.ErrorLevel, "container rejected")
 		return nil, nil, err

@@ -42,18 +42,21 @@ func (p *Plugin) Synchronize(_ context.Context, pods []*api.PodSandbox, ctrs []*
 	ordered := make([]*api.Container, 0, len(ctrs))
 	seen := make(map[string]bool, len(ctrs))
 	for _, ctr := range ctrs {
-		// An id listed twice is a runtime bug; two records for one id
+		// Stopped containers hold nothing: skipped before the duplicate
+		// check, so that a stale stopped listing cannot hide a running one.
+		if ctr.GetState() == api.ContainerState_CONTAINER_STOPPED {
+			continue
+		}
+		// A live id listed twice is a runtime bug; two records for one id
 		// would both claim CPUs while the plugin could keep only one. The
-		// first listing wins, whatever its state.
+		// first live listing wins.
 		if id := ctr.GetId(); seen[id] {
 			p.log.WithFields(ctrFields(podByID[ctr.GetPodSandboxId()], ctr)).WithField("id", id).
 				Warn("container listed twice by the runtime: ignoring all but the first listing")
 			continue
 		}
 		seen[ctr.GetId()] = true
-		if ctr.GetState() != api.ContainerState_CONTAINER_STOPPED {
-			ordered = append(ordered, ctr)
-		}
+		ordered = append(ordered, ctr)
 	}
 	// Older first, so that the older container keeps a CPU claimed twice.
 	sort.SliceStable(ordered, func(i, j int) bool {

@@ -121,8 +121,9 @@ func ParseMemory(s string) (Memory, error) {
 }
 
 // ApplySpread applies a spread value as the annotation writes it: "all" or
-// "minimal" keep the configured MaxNUMANodes (an annotation does not lift the
-// administrator's cap); a positive number N is spread all capped at N nodes.
+// "minimal" keep the configured MaxNUMANodes, and a positive number N is
+// spread all capped at N nodes, or at the configured cap when that is
+// lower: a pod may ask for fewer nodes than max_numa_nodes, never more.
 func (o *Options) ApplySpread(s string) error {
 	switch Spread(s) {
 	case SpreadAll, SpreadMinimal:
@@ -132,6 +133,9 @@ func (o *Options) ApplySpread(s string) error {
 	n, err := strconv.Atoi(s)
 	if err != nil || n < 1 || n > 1<<16 {
 		return fmt.Errorf("%q is not one of all, minimal, or a number of NUMA nodes ≥ 1", s)
+	}
+	if o.MaxNUMANodes > 0 {
+		n = min(n, o.MaxNUMANodes)
 	}
 	o.Spread, o.MaxNUMANodes = SpreadAll, n
 	return nil

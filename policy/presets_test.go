@@ -90,8 +90,10 @@ func TestApplySpread(t *testing.T) {
 		{0, "all", SpreadAll, 0},
 		{2, "all", SpreadAll, 2},
 		{2, "minimal", SpreadMinimal, 2},
-		{2, "3", SpreadAll, 3},
+		{2, "3", SpreadAll, 2}, // never above the configured cap
+		{3, "2", SpreadAll, 2},
 		{0, "1", SpreadAll, 1},
+		{0, "5", SpreadAll, 5},
 	} {
 		o := DefaultOptions()
 		o.Spread, o.MaxNUMANodes = SpreadMinimal, tt.configured

@@ -201,7 +201,8 @@ func (w *Watcher) check(initial bool) {
 		if w.readErr {
 			return // already reported
 		}
-		w.readErr, w.last = true, nil
+		// A refused configuration came from the file that is gone now.
+		w.readErr, w.last, w.refused = true, nil, nil
 		log.WithError(err).Error("cannot read the configuration file: keeping the running configuration")
 		w.report(Result{Time: now, Err: err})
 		return

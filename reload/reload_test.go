@@ -430,3 +430,29 @@ func TestRefusedConfigurationRetried(t *testing.T) {
 		t.Errorf("applied %d configurations, want 1", r.appliedCount())
 	}
 }
+
+// A refused configuration is not retried once its file is gone: a deleted
+// file counts as invalid, not as the last refused contents.
+func TestRefusedConfigurationNotRetriedAfterDelete(t *testing.T) {
+	r := newRig(t, nil, func(w *Watcher) { w.Retry = 100 * time.Millisecond })
+	r.mu.Lock()
+	r.fail = errors.New("the shared pool would be empty")
+	r.mu.Unlock()
+	r.write("[policy]\nmode = \"packed\"\n")
+	if res := r.next(); res.Err == nil {
+		t.Fatalf("result %+v, want the refusal", res)
+	}
+	if err := os.Remove(r.path); err != nil {
+		t.Fatal(err)
+	}
+	if res := r.next(); res.Err == nil {
+		t.Fatalf("result %+v, want the read error", res)
+	}
+	r.mu.Lock()
+	r.fail = nil
+	r.mu.Unlock()
+	r.quiet(400 * time.Millisecond)
+	if r.appliedCount() != 0 {
+		t.Errorf("applied %d configurations after the file was deleted", r.appliedCount())
+	}
+}

@@ -24,8 +24,15 @@ import (
 // DaemonSet's pod template and ConfigMaps, and turns them into the CRI
 // PodSandboxConfig and ContainerConfig the kubelet would send (volumes as
 // host paths, the downward API, resources and QoS, the security context).
-// What it does not translate it refuses, naming the field, rather than run
-// something else than the manifests say.
+// It translates volumes (hostPath, configMap), volume mounts, env (values
+// and the downward API's node and pod names), resources and QoS, and the
+// security context fields that restrict the process (user and group,
+// privileged, read-only root, privilege escalation, capabilities,
+// seccomp); volume types, subPath, env sources and security options
+// (SELinux, AppArmor, procMount) it cannot translate are refused, naming
+// the field. Pod-level fields that do not restrict the plugin's process
+// (hostNetwork: the e2e pod always uses the node's network; fsGroup,
+// sysctls) are not looked at.
 
 // kubeContainer is a pod template's container as CRI sees it.
 type kubeContainer struct {
