@@ -1,19 +1,26 @@
 package policy
 
 import (
+	"fmt"
+
 	"github.com/numaspread/numaspread/topology"
 )
 
-// pickInNodes chooses each node's share of CPUs. free is this allocation's
-// private copy of the free set; CPUs taken are removed from it.
-func (s *State) pickInNodes(free topology.Mask, nodes []*nodeView) topology.Mask {
+// pickInNodes chooses the CPUs of each node's share (the take of each view
+// in s.views, as a strategy set them). free is this allocation's private
+// copy of the free set; CPUs taken are removed from it. A share is never
+// more than the node's free CPUs (the strategies see to it), so an error
+// here is a bug of the policy.
+func (s *State) pickInNodes(free topology.Mask) (topology.Mask, error) {
 	out := topology.MaskWithCapacity(s.topo.MaxCPU)
-	for _, v := range nodes {
-		if v.take > 0 {
-			s.pickInNode(v.node, v.take, free, &out)
+	for i := range s.views {
+		if v := &s.views[i]; v.take > 0 {
+			if err := s.pickInNode(v.node, v.take, free, &out); err != nil {
+				return topology.Mask{}, err
+			}
 		}
 	}
-	return out
+	return out, nil
 }
 
 // cacheFree is what one L3 cache of a node can give to one allocation.
@@ -30,7 +37,6 @@ type cacheFree struct {
 // nodePicker takes CPUs of one node for one allocation.
 type nodePicker struct {
 	t    *topology.Topology
-	node *topology.Node
 	free topology.Mask // shared with the caller: taken CPUs are cleared
 	out  *topology.Mask
 	want int // CPUs still to take
@@ -49,9 +55,12 @@ type nodePicker struct {
 //     whole rest; failing that, the cache that holds the most of the rest,
 //     and again; ties to the lower CPU ids;
 //   - inside a cache, the lowest CPU ids.
-func (s *State) pickInNode(node *topology.Node, want int, free topology.Mask, out *topology.Mask) {
-	p := nodePicker{t: s.topo, node: node, free: free, out: out, want: want}
-	threads := max(s.topo.ThreadsPerCore, 1)
+//
+// It fails, as an internal error, when the plan does not cover want: the
+// node has too few free CPUs, or planCaches is wrong.
+func (s *State) pickInNode(node *topology.Node, want int, free topology.Mask, out *topology.Mask) error {
+	p := nodePicker{t: s.topo, free: free, out: out, want: want}
+	threads := s.topo.ThreadsPerCore
 
 	caches := s.cacheScratch[:0]
 	wholeNode, partialNode := 0, 0
@@ -59,10 +68,10 @@ func (s *State) pickInNode(node *topology.Node, want int, free topology.Mask, ou
 		c := cacheFree{cache: ci}
 		for _, k := range s.topo.Caches[ci].Cores {
 			core := &s.topo.Cores[k]
-			if p.isWhole(core) {
+			if nfree := freeThreads(core, free); isWholeFree(s.topo, core, nfree) {
 				c.whole++
 			} else {
-				c.partial += freeThreads(core, free)
+				c.partial += nfree
 			}
 		}
 		wholeNode, partialNode = wholeNode+c.whole, partialNode+c.partial
@@ -89,10 +98,11 @@ func (s *State) pickInNode(node *topology.Node, want int, free topology.Mask, ou
 		}
 		p.takeWhole(c.cache, c.takeWhole, lastThreads)
 	}
-	// The plan covers the share whenever the counts above are right; this
-	// is a safety net that keeps want exact whatever happens.
-	p.takeThreads(false)
-	p.takeThreads(true)
+	if p.want != 0 {
+		return fmt.Errorf("internal error: node %d: the L3 plan took %d of its share of %d CPUs (%d free)",
+			node.ID, want-p.want, want, wholeNode*threads+partialNode)
+	}
+	return nil
 }
 
 // planCaches sets, best fit first, how many whole-core slots and threads of
@@ -124,7 +134,7 @@ func planCaches(caches []cacheFree, slots, partial, threads int) int {
 			pick = most
 		}
 		if pick < 0 {
-			break // the node cannot give it: the safety net takes what is left
+			break // the node cannot give it: pickInNode reports the shortfall
 		}
 		c := &caches[pick]
 		c.picked = true
@@ -138,15 +148,7 @@ func planCaches(caches []cacheFree, slots, partial, threads int) int {
 }
 
 func (p *nodePicker) isWhole(c *topology.Core) bool {
-	if len(c.Threads) != p.t.ThreadsPerCore {
-		return false
-	}
-	for _, th := range c.Threads {
-		if !p.free.Has(th) {
-			return false
-		}
-	}
-	return true
+	return isWholeFree(p.t, c, freeThreads(c, p.free))
 }
 
 // takeWhole takes n whole free cores of cache, lowest ids first, and of
@@ -186,25 +188,6 @@ func (p *nodePicker) takePartial(cache, n int) {
 			if n > 0 && p.free.Has(th) {
 				p.take(th)
 				n--
-			}
-		}
-	}
-}
-
-// takeThreads takes free threads of whole or of partly used cores, lowest
-// ids first, until want is met.
-func (p *nodePicker) takeThreads(whole bool) {
-	for _, ci := range p.node.Cores {
-		if p.want == 0 {
-			return
-		}
-		c := &p.t.Cores[ci]
-		if p.isWhole(c) != whole {
-			continue
-		}
-		for _, th := range c.Threads {
-			if p.want > 0 && p.free.Has(th) {
-				p.take(th)
 			}
 		}
 	}

@@ -65,27 +65,20 @@ func DefaultOptions() Options {
 	return Options{Mode: Distributed, Spread: SpreadAll, FullCores: FullCoresPrefer, Memory: MemoryLocal}
 }
 
-// Validate reports the first setting that is not one of its allowed values.
+// Validate reports the first setting that is not one of its allowed values,
+// with the parsers' message prefixed by the setting's name.
 func (o Options) Validate() error {
-	switch o.Mode {
-	case Distributed, Packed:
-	default:
-		return fmt.Errorf("policy %q is not one of distributed, packed", o.Mode)
+	if _, err := ParseMode(string(o.Mode)); err != nil {
+		return fmt.Errorf("policy %w", err)
 	}
-	switch o.Spread {
-	case SpreadAll, SpreadMinimal:
-	default:
-		return fmt.Errorf("spread %q is not one of all, minimal", o.Spread)
+	if _, err := parseSpread(string(o.Spread)); err != nil {
+		return fmt.Errorf("spread %w", err)
 	}
-	switch o.FullCores {
-	case FullCoresPrefer, FullCoresRequire, FullCoresOff:
-	default:
-		return fmt.Errorf("full_cores %q is not one of prefer, require, off", o.FullCores)
+	if _, err := ParseFullCores(string(o.FullCores)); err != nil {
+		return fmt.Errorf("full_cores %w", err)
 	}
-	switch o.Memory {
-	case MemoryLocal, MemoryAll, MemoryNone:
-	default:
-		return fmt.Errorf("memory %q is not one of local, all, none", o.Memory)
+	if _, err := ParseMemory(string(o.Memory)); err != nil {
+		return fmt.Errorf("memory %w", err)
 	}
 	if o.MaxNUMANodes < 0 {
 		return fmt.Errorf("max_numa_nodes %d is negative", o.MaxNUMANodes)
@@ -100,6 +93,15 @@ func ParseMode(s string) (Mode, error) {
 		return m, nil
 	}
 	return "", fmt.Errorf("%q is not one of distributed, packed", s)
+}
+
+// parseSpread parses a spread name (ApplySpread also takes a number).
+func parseSpread(s string) (Spread, error) {
+	switch sp := Spread(s); sp {
+	case SpreadAll, SpreadMinimal:
+		return sp, nil
+	}
+	return "", fmt.Errorf("%q is not one of all, minimal", s)
 }
 
 // ParseFullCores parses a full_cores value.
@@ -125,9 +127,8 @@ func ParseMemory(s string) (Memory, error) {
 // spread all capped at N nodes, or at the configured cap when that is
 // lower: a pod may ask for fewer nodes than max_numa_nodes, never more.
 func (o *Options) ApplySpread(s string) error {
-	switch Spread(s) {
-	case SpreadAll, SpreadMinimal:
-		o.Spread = Spread(s)
+	if sp, err := parseSpread(s); err == nil {
+		o.Spread = sp
 		return nil
 	}
 	n, err := strconv.Atoi(s)

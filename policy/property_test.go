@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/bits"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/numaspread/numaspread/topology"
@@ -100,6 +101,7 @@ func allocateRandom(t *testing.T, r *rand.Rand, s *State, owners map[string]topo
 	name := fmt.Sprintf("c%d", len(owners)+r.IntN(1<<20))
 	a, err := s.Allocate(name, Request{CPUs: n, Options: o})
 	if err != nil {
+		checkNoInternalError(t, err, where)
 		if free.Count() >= n && o.FullCores != FullCoresRequire && o.MaxNUMANodes == 0 && s.SharedPool().Count()-n >= s.minShare {
 			t.Fatalf("%s: %d CPUs with %+v failed with %d free: %v", where, n, o, free.Count(), err)
 		}
@@ -127,12 +129,29 @@ func allocateRandom(t *testing.T, r *rand.Rand, s *State, owners map[string]topo
 	if o.Mode == Distributed && o.Spread == SpreadAll && o.MaxNUMANodes == 0 {
 		checkBalance(t, topo, before, a.CPUs, o.FullCores == FullCoresOff, where)
 	}
-	wantMems := s.Mems(a.CPUs, o.Memory)
-	if o.Memory == MemoryLocal {
+	var wantMems topology.Mask // empty with memory = none
+	switch o.Memory {
+	case MemoryLocal:
+		wantMems = s.Mems(a.CPUs, o.Memory)
 		checkLocalMems(t, topo, a.CPUs, wantMems, where)
+	case MemoryAll: // every node with memory, whatever the CPUs
+		for _, n := range topo.Nodes {
+			if n.HasMemory() {
+				wantMems.Set(n.ID)
+			}
+		}
 	}
 	if !a.Mems.Equals(wantMems) {
 		t.Fatalf("%s: mems %s, want %s", where, a.Mems, wantMems)
+	}
+}
+
+// checkNoInternalError fails on the errors that are bugs of the policy, not
+// answers to a request it cannot meet.
+func checkNoInternalError(t *testing.T, err error, where string) {
+	t.Helper()
+	if strings.HasPrefix(err.Error(), "internal error") {
+		t.Fatalf("%s: %v", where, err)
 	}
 }
 
@@ -288,6 +307,7 @@ func TestFewestCachesRandom(t *testing.T) {
 		o := randomOptions(r)
 		a, err := s.Plan(Request{CPUs: n, Options: o})
 		if err != nil {
+			checkNoInternalError(t, err, fmt.Sprintf("seed %d (machine %+v): %d CPUs %+v", seed, sh, n, o))
 			continue
 		}
 		checkFewestCaches(t, topo, free, a.CPUs, fmt.Sprintf("seed %d (machine %+v): %d CPUs %+v → %s", seed, sh, n, o, a.CPUs))

@@ -32,8 +32,10 @@ type State struct {
 	held   topology.Mask
 	owners map[string]topology.Mask
 
-	// scratch space reused across allocations to keep the request path
-	// free of per-call allocations proportional to the machine.
+	// Scratch space reused across allocations: the per-node views and the
+	// per-cache counts. (The request path still builds machine-sized masks
+	// per call: the free set, the shared pool, the chosen CPUs and
+	// Allocate's copy of them.)
 	views        []nodeView
 	cacheScratch []cacheFree
 }
@@ -157,21 +159,24 @@ func (s *State) Plan(req Request) (Allocation, error) {
 		return Allocation{}, fmt.Errorf("request of %d CPUs: must be at least 1", req.CPUs)
 	}
 	free := s.Free()
-	var cpus topology.Mask
 	var err error
 	if req.Options.Mode == Packed {
-		cpus, err = s.packed(free, req)
+		err = s.packed(free, req)
 	} else {
-		cpus, err = s.distributed(free, req)
+		err = s.distributed(free, req)
 	}
 	if err != nil {
 		return Allocation{}, err
 	}
-	shared := s.SharedPool()
-	if left := shared.Count() - cpus.CountAnd(shared); left < s.minShare {
-		// free lost the chosen CPUs while they were picked: report the state's.
-		return Allocation{}, &InsufficientError{Requested: req.CPUs, Free: s.freeByNode(s.Free()),
-			Reason: fmt.Sprintf("it would leave %d CPUs in the shared pool, below min_shared_cpus = %d", left, s.minShare)}
+	// The strategy's errors come first. The CPUs about to be picked are
+	// req.CPUs free CPUs, and the free CPUs are all in the shared pool.
+	if left := s.SharedPool().Count() - req.CPUs; left < s.minShare {
+		return Allocation{}, s.insufficient(free, req.CPUs,
+			"it would leave %d CPUs in the shared pool, below min_shared_cpus = %d", left, s.minShare)
+	}
+	cpus, err := s.pickInNodes(free)
+	if err != nil {
+		return Allocation{}, err
 	}
 	return s.allocation(cpus, req.Options.Memory), nil
 }

@@ -31,7 +31,7 @@ type geometry struct {
 
 func (s *State) geometry(req Request) (geometry, error) {
 	g := s.topo.ThreadsPerCore
-	if req.Options.FullCores == FullCoresOff || g < 1 {
+	if req.Options.FullCores == FullCoresOff {
 		g = 1
 	}
 	geo := geometry{n: req.CPUs, g: g, units: req.CPUs / g, singles: req.CPUs % g,
@@ -54,11 +54,12 @@ func (s *State) nodeViews(free topology.Mask, g int) []nodeView {
 		}
 		v := nodeView{node: node}
 		for _, ci := range node.Cores {
-			nfree := freeThreads(&t.Cores[ci], free)
+			core := &t.Cores[ci]
+			nfree := freeThreads(core, free)
 			v.free += nfree
 			if g == 1 {
 				v.units += nfree
-			} else if nfree == g && len(t.Cores[ci].Threads) == g {
+			} else if isWholeFree(t, core, nfree) {
 				v.units++
 			}
 		}
@@ -66,6 +67,13 @@ func (s *State) nodeViews(free topology.Mask, g int) []nodeView {
 	}
 	s.views = views
 	return views
+}
+
+// isWholeFree reports whether core c, nfree of whose threads are free, is a
+// whole free core: it has the machine's full ThreadsPerCore threads (an
+// efficiency core of a hybrid CPU never is) and all of them are free.
+func isWholeFree(t *topology.Topology, c *topology.Core, nfree int) bool {
+	return len(c.Threads) == t.ThreadsPerCore && nfree == t.ThreadsPerCore
 }
 
 func freeThreads(c *topology.Core, free topology.Mask) int {
@@ -87,11 +95,12 @@ func (s *State) insufficient(free topology.Mask, n int, format string, args ...a
 }
 
 // distributed spreads the request evenly across NUMA nodes (DESIGN.md,
-// "The distributed policy, exactly").
-func (s *State) distributed(free topology.Mask, req Request) (topology.Mask, error) {
+// "The distributed policy, exactly"). It sets the share (take) of each view
+// in s.views, for pickInNodes.
+func (s *State) distributed(free topology.Mask, req Request) error {
 	geo, err := s.geometry(req)
 	if err != nil {
-		return topology.Mask{}, err
+		return err
 	}
 	views := s.nodeViews(free, geo.g)
 	chosen := chooseNodes(views, geo, req.Options)
@@ -102,19 +111,19 @@ func (s *State) distributed(free topology.Mask, req Request) (topology.Mask, err
 	}
 	if sumFree < geo.n {
 		if len(chosen) < len(views) {
-			return topology.Mask{}, s.insufficient(free, geo.n, "the %d NUMA nodes allowed (max_numa_nodes) have %d free", len(chosen), sumFree)
+			return s.insufficient(free, geo.n, "the %d NUMA nodes allowed (max_numa_nodes) have %d free", len(chosen), sumFree)
 		}
-		return topology.Mask{}, s.insufficient(free, geo.n, "")
+		return s.insufficient(free, geo.n, "")
 	}
 	if geo.require && sumUnits < geo.units {
-		return topology.Mask{}, s.insufficient(free, geo.n, "full_cores = require needs %d whole free cores, there are %d", geo.units, sumUnits)
+		return s.insufficient(free, geo.n, "full_cores = require needs %d whole free cores, there are %d", geo.units, sumUnits)
 	}
 
 	units := min(geo.units, sumUnits)
 	waterFill(chosen, units, geo.g)
 	// Units that whole cores cannot supply are taken as single threads.
 	spreadSingles(chosen, geo.singles+(geo.units-units)*geo.g)
-	return s.pickInNodes(free, chosen), nil
+	return nil
 }
 
 // chooseNodes returns the nodes the request may use, ascending by id.
@@ -151,14 +160,15 @@ func chooseNodes(views []nodeView, geo geometry, o Options) []*nodeView {
 }
 
 // minimalNodes returns the smallest k for which the first k views (sorted by
-// free units) each hold at least ⌊u/k⌋ units and together hold the request;
-// len(views) when no k does (spread over all of them).
+// free units, most first) each hold at least ⌊u/k⌋ units, that is the k-th
+// does, and together hold the request; len(views) when no k does (spread
+// over all of them).
 func minimalNodes(views []nodeView, geo geometry) int {
-	sumUnits, sumFree, minUnits := 0, 0, int(^uint(0)>>1)
+	sumUnits, sumFree := 0, 0
 	for k := 1; k <= len(views); k++ {
 		v := &views[k-1]
-		sumUnits, sumFree, minUnits = sumUnits+v.units, sumFree+v.free, min(minUnits, v.units)
-		if minUnits >= geo.units/k && sumUnits >= geo.units && sumFree >= geo.n {
+		sumUnits, sumFree = sumUnits+v.units, sumFree+v.free
+		if v.units >= geo.units/k && sumUnits >= geo.units && sumFree >= geo.n {
 			return k
 		}
 	}
@@ -221,11 +231,12 @@ func spreadSingles(nodes []*nodeView, singles int) {
 
 // packed puts the request on as few nodes as possible: the best-fitting node
 // that holds it, otherwise whole nodes (most free first) and the rest on the
-// best fit (DESIGN.md, "The packed policy").
-func (s *State) packed(free topology.Mask, req Request) (topology.Mask, error) {
+// best fit (DESIGN.md, "The packed policy"). It sets the share (take) of
+// each view in s.views, for pickInNodes.
+func (s *State) packed(free topology.Mask, req Request) error {
 	geo, err := s.geometry(req)
 	if err != nil {
-		return topology.Mask{}, err
+		return err
 	}
 	views := s.nodeViews(free, geo.g)
 	capacity := func(v *nodeView) int {
@@ -267,15 +278,9 @@ func (s *State) packed(free topology.Mask, req Request) (topology.Mask, error) {
 	}
 	if rest > 0 {
 		if geo.require {
-			return topology.Mask{}, s.insufficient(free, geo.n, "full_cores = require needs %d whole free cores", geo.units)
+			return s.insufficient(free, geo.n, "full_cores = require needs %d whole free cores", geo.units)
 		}
-		return topology.Mask{}, s.insufficient(free, geo.n, "")
+		return s.insufficient(free, geo.n, "")
 	}
-	chosen := make([]*nodeView, 0, len(views))
-	for i := range views {
-		if views[i].take > 0 {
-			chosen = append(chosen, &views[i])
-		}
-	}
-	return s.pickInNodes(free, chosen), nil
+	return nil
 }

@@ -68,11 +68,12 @@ func DiscoverFS(fsys fs.FS) (*Topology, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkSiblingNodes(m.CPUs, nodeOf, online); err != nil {
-		return nil, err
-	}
 	t, err := New(m)
 	if err != nil {
+		var sn *siblingNodesError
+		if errors.As(err, &sn) {
+			return nil, fmt.Errorf("inconsistent sysfs: %s: %w", cpuPath(sn.CPU)+"/topology", err)
+		}
 		return nil, fmt.Errorf("inconsistent sysfs: %w", err)
 	}
 	return t, nil
@@ -347,24 +348,4 @@ func parseDistances(s string) ([]int, error) {
 		out[i] = d
 	}
 	return out, nil
-}
-
-// checkSiblingNodes rejects thread siblings on different NUMA nodes: the
-// policy hands out whole cores per node, so a core must live on one node.
-func checkSiblingNodes(cpus []CPUInfo, nodeOf []int, online Mask) error {
-	for _, c := range cpus {
-		var err error
-		c.Siblings.ForEach(func(s int) bool {
-			if online.Has(s) && nodeOf[s] != c.Node {
-				err = fmt.Errorf("%s: CPU %d (node %d) and its thread sibling CPU %d (node %d) are on different NUMA nodes",
-					cpuPath(c.ID)+"/topology", c.ID, c.Node, s, nodeOf[s])
-				return false
-			}
-			return true
-		})
-		if err != nil {
-			return err
-		}
-	}
-	return nil
 }

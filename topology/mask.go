@@ -26,6 +26,17 @@ func NewMask(cpus ...int) Mask {
 	return m
 }
 
+// NewMaskRange returns a Mask holding first..last (inclusive), set a word
+// at a time; it is empty when last < first. Negative ids are ignored.
+func NewMaskRange(first, last int) Mask {
+	var m Mask
+	first = max(first, 0)
+	if last >= first {
+		m.setRange(first, last)
+	}
+	return m
+}
+
 // MaskWithCapacity returns an empty Mask that can hold ids below n without
 // growing, so that filling it in a loop does not allocate.
 func MaskWithCapacity(n int) Mask {

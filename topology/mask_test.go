@@ -191,3 +191,32 @@ func TestParseMaskRangesMatchCPUByCPU(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkParseMaskRepeatedRanges parses the widest range ParseMask accepts
+// ("0-65535") 100 times over, comma-separated: the cost of a hostile or
+// corrupt cpulist, which setRange keeps to words rather than CPUs.
+func BenchmarkParseMaskRepeatedRanges(b *testing.B) {
+	s := strings.Repeat("0-65535,", 99) + "0-65535"
+	if m, err := ParseMask(s); err != nil || m.Count() != MaxCPUID {
+		b.Fatalf("ParseMask: %d CPUs, %v", m.Count(), err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParseMask(s); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func TestNewMaskRange(t *testing.T) {
+	for _, r := range [][2]int{{0, -1}, {5, 4}, {-3, 2}, {0, 0}, {0, 63}, {60, 130}, {0, 4095}} {
+		got := NewMaskRange(r[0], r[1])
+		var want Mask
+		for c := max(r[0], 0); c <= r[1]; c++ {
+			want.Set(c)
+		}
+		if !got.Equals(want) || got.Count() != want.Count() {
+			t.Errorf("NewMaskRange(%d, %d) = %s, want %s", r[0], r[1], got, want)
+		}
+	}
+}

@@ -9,6 +9,7 @@ package topology
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 )
 
@@ -217,7 +218,8 @@ func (t *Topology) Sockets() []int {
 
 // New builds the model and its indexes from what discovery read. It checks
 // the data for consistency (duplicate CPUs, CPUs on unknown nodes, siblings
-// that disagree) so that the policy can trust it.
+// that disagree, thread siblings on different NUMA nodes) so that the policy
+// can trust it.
 func New(m Machine) (*Topology, error) {
 	t := &Topology{Offline: m.Offline.Clone(), Isolated: m.Isolated.Clone(), nodeIndex: map[int]int{}}
 	cpus := append([]CPUInfo(nil), m.CPUs...)
@@ -279,11 +281,34 @@ func New(m Machine) (*Topology, error) {
 	return t, nil
 }
 
+// siblingNodesError says that thread siblings are on different NUMA nodes:
+// the policy hands out whole cores per node, so a core must live on one
+// node. DiscoverFS adds the sysfs folder of CPU.
+type siblingNodesError struct {
+	CPU, Node, Sibling, SiblingNode int
+}
+
+func (e *siblingNodesError) Error() string {
+	return fmt.Sprintf("CPU %d (node %d) and its thread sibling CPU %d (node %d) are on different NUMA nodes",
+		e.CPU, e.Node, e.Sibling, e.SiblingNode)
+}
+
 // buildCores groups the online CPUs into cores by their sibling lists.
+// First, every CPU's online siblings must be on its node (those of CPUs that
+// an earlier sibling list places too), so that each core lives on one node.
 func (t *Topology) buildCores(cpus []CPUInfo) error {
-	byID := make(map[int]*CPUInfo, len(cpus))
-	for i := range cpus {
-		byID[cpus[i].ID] = &cpus[i]
+	for _, c := range cpus {
+		var err error
+		c.Siblings.ForEach(func(s int) bool {
+			if t.Online.Has(s) && t.nodeOf[s] != c.Node {
+				err = &siblingNodesError{CPU: c.ID, Node: c.Node, Sibling: s, SiblingNode: t.nodeOf[s]}
+				return false
+			}
+			return true
+		})
+		if err != nil {
+			return err
+		}
 	}
 	for _, c := range cpus {
 		if t.coreOf[c.ID] >= 0 {
@@ -310,7 +335,7 @@ func (t *Topology) buildCores(cpus []CPUInfo) error {
 		t.Cores = append(t.Cores, core)
 		ni := t.nodeIndex[c.Node]
 		t.Nodes[ni].Cores = append(t.Nodes[ni].Cores, core.Index)
-		if !containsInt(t.Nodes[ni].Sockets, c.Socket) {
+		if !slices.Contains(t.Nodes[ni].Sockets, c.Socket) {
 			t.Nodes[ni].Sockets = append(t.Nodes[ni].Sockets, c.Socket)
 			sort.Ints(t.Nodes[ni].Sockets)
 		}
@@ -344,13 +369,4 @@ func (t *Topology) buildCaches(cpus []CPUInfo) {
 			t.Caches[idx].Mask.UnionInPlace(core.Mask)
 		}
 	}
-}
-
-func containsInt(s []int, v int) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }

@@ -1,18 +1,13 @@
 package synth
 
 import (
-	"archive/tar"
-	"compress/gzip"
-	"errors"
 	"fmt"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/numaspread/numaspread/topology"
 )
@@ -39,10 +34,7 @@ func (s Spec) Files() (map[string]string, error) {
 	sp := m.spec
 
 	put(cpuDir+"/online", m.online.String())
-	possible := topology.MaskWithCapacity(m.possible)
-	for c := 0; c < m.possible; c++ {
-		possible.Set(c)
-	}
+	possible := topology.NewMaskRange(0, m.possible-1)
 	put(cpuDir+"/possible", rangeList(m.possible))
 	put(cpuDir+"/present", rangeList(m.present))
 	put(cpuDir+"/offline", possible.Difference(m.online).String())
@@ -220,9 +212,10 @@ func (s Spec) WriteDir(dir string) error {
 	return nil
 }
 
-// WriteTarGz writes the files as a gzip-compressed tar at file, with paths
-// relative to the sysfs root, in sorted order and with fixed times so that
-// the same Spec always gives the same bytes.
+// WriteTarGz writes the files discovery reads (topology.SysfsFiles) as a
+// gzip-compressed tar at file, the way `numaspread sysfs-dump` does
+// (topology.DumpTarGz): paths relative to the sysfs root, in sorted order
+// and with zero times, so that the same Spec always gives the same bytes.
 func (s Spec) WriteTarGz(file string) (err error) {
 	files, err := s.Files()
 	if err != nil {
@@ -237,45 +230,10 @@ func (s Spec) WriteTarGz(file string) (err error) {
 			err = fmt.Errorf("write synthetic sysfs: %w", cerr)
 		}
 	}()
-	gz := gzip.NewWriter(f)
-	tw := tar.NewWriter(gz)
-	epoch := time.Unix(0, 0)
-	dirs := map[string]bool{}
-	for _, p := range sortedKeys(files) {
-		for _, d := range parents(path.Dir(p)) {
-			if !dirs[d] {
-				dirs[d] = true
-				h := &tar.Header{Name: d + "/", Mode: 0o755, Typeflag: tar.TypeDir, ModTime: epoch}
-				if err := tw.WriteHeader(h); err != nil {
-					return fmt.Errorf("write synthetic sysfs: %w", err)
-				}
-			}
-		}
-		data := files[p]
-		h := &tar.Header{Name: p, Mode: 0o444, Size: int64(len(data)), Typeflag: tar.TypeReg, ModTime: epoch}
-		if err := tw.WriteHeader(h); err != nil {
-			return fmt.Errorf("write synthetic sysfs: %w", err)
-		}
-		if _, err := tw.Write([]byte(data)); err != nil {
-			return fmt.Errorf("write synthetic sysfs: %w", err)
-		}
-	}
-	if err := errors.Join(tw.Close(), gz.Close()); err != nil {
+	if err := topology.DumpTarGz(f, topology.NewMemFS(files)); err != nil {
 		return fmt.Errorf("write synthetic sysfs: %w", err)
 	}
 	return nil
-}
-
-// parents returns dir and its parents, outermost first.
-func parents(dir string) []string {
-	var out []string
-	for ; dir != "." && dir != "/" && dir != ""; dir = path.Dir(dir) {
-		out = append(out, dir)
-	}
-	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
-		out[i], out[j] = out[j], out[i]
-	}
-	return out
 }
 
 // errFS is the fs.FS of an invalid Spec.

@@ -10,6 +10,7 @@ package synth
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/numaspread/numaspread/topology"
 )
@@ -46,8 +47,10 @@ func (n Numbering) String() string {
 	return fmt.Sprintf("Numbering(%d)", int(n))
 }
 
-// Spec describes a synthetic machine. Zero values of the counts mean 1 and
-// zero sizes take the documented default, so a Spec lists only what matters.
+// Spec describes a synthetic machine. Zero DiesPerSocket, NodesPerSocket,
+// SocketsPerNode, ThreadsPerCore and L3PerNode mean 1, and zero memory sizes
+// take the documented default, so a Spec lists only what matters (Sockets
+// and CoresPerSocket must be set).
 //
 // The machine nests socket → NUMA node → L3 cache → core → thread. A socket's
 // cores are split evenly, in order, into its nodes and into its dies (the two
@@ -130,7 +133,7 @@ type machine struct {
 	present             int // CPUs 0..present-1 exist
 	possible            int
 	cpuNodes            int
-	online, offline     topology.Mask
+	online              topology.Mask
 	isolated            topology.Mask
 	nodeSockets         [][]int // CPU node id → its sockets
 	memSocket           []int   // memory-only node index → its socket
@@ -243,7 +246,7 @@ func (s Spec) build() (*machine, error) {
 				c.cpus = append(c.cpus, cpu)
 			}
 			m.present += threads
-			if !containsInt(m.nodeSockets[c.node], sock) {
+			if !slices.Contains(m.nodeSockets[c.node], sock) {
 				m.nodeSockets[c.node] = append(m.nodeSockets[c.node], sock)
 			}
 			m.cores = append(m.cores, c)
@@ -261,13 +264,10 @@ func (s Spec) build() (*machine, error) {
 	return m, m.cpuSets()
 }
 
-// cpuSets works out the online, offline and isolated sets.
+// cpuSets works out the online and isolated sets, checking Offline.
 func (m *machine) cpuSets() error {
 	s := m.spec
-	present := topology.MaskWithCapacity(m.present)
-	for c := 0; c < m.present; c++ {
-		present.Set(c)
-	}
+	present := topology.NewMaskRange(0, m.present-1)
 	off, err := topology.ParseMask(s.Offline)
 	if err != nil {
 		return fmt.Errorf("synthetic machine %q: Offline: %w", s.Name, err)
@@ -278,7 +278,6 @@ func (m *machine) cpuSets() error {
 	if m.isolated, err = topology.ParseMask(s.Isolated); err != nil {
 		return fmt.Errorf("synthetic machine %q: Isolated: %w", s.Name, err)
 	}
-	m.offline = off
 	m.online = present.Difference(off)
 	if m.online.IsEmpty() {
 		return fmt.Errorf("synthetic machine %q: every CPU is offline", s.Name)
@@ -299,24 +298,15 @@ func (m *machine) distance(a, b int) int {
 		a, b = b, a
 	}
 	if b >= m.cpuNodes { // a CPU node, b memory-only
-		if containsInt(m.nodeSockets[a], m.memSocket[b-m.cpuNodes]) {
+		if slices.Contains(m.nodeSockets[a], m.memSocket[b-m.cpuNodes]) {
 			return DistanceNearMemory
 		}
 		return DistanceFarMemory
 	}
 	for _, s := range m.nodeSockets[a] {
-		if containsInt(m.nodeSockets[b], s) {
+		if slices.Contains(m.nodeSockets[b], s) {
 			return DistanceSameSocket
 		}
 	}
 	return DistanceRemoteSocket
-}
-
-func containsInt(s []int, v int) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }

@@ -20,7 +20,7 @@ type shape struct {
 	coresPerNode, l3PerNode   int            // on every node with CPUs
 	siblings                  map[int]string // CPU → its core's online threads
 	nodeOf                    map[int]int
-	distances                 [][3]int // from, to, distance; nil node distances when empty
+	distances                 [][3]int // from, to, distance: entries to check; empty checks none (symmetry is checked always)
 	memory                    uint64   // of node 0
 }
 
