@@ -173,21 +173,27 @@ func (c Config) Line(key string) int { return c.origin.lines[key] }
 // an error only when mustExist is set (the path was given explicitly);
 // otherwise it means the built-in defaults.
 func Load(path string, mustExist bool) (Config, error) {
-	f, err := os.Open(path)
+	data, err := ReadFile(path)
 	if err != nil {
 		if !mustExist && errors.Is(err, fs.ErrNotExist) {
 			return Default(), nil
 		}
 		return Config{}, fmt.Errorf("read config: %w", err)
 	}
-	defer f.Close()
-	// Read one byte past the limit, so that Parse can tell a file that is
-	// too large (or a path such as /dev/zero) from one that just fits.
-	data, err := io.ReadAll(io.LimitReader(f, maxSize+1))
-	if err != nil {
-		return Config{}, fmt.Errorf("read config: %w", err)
-	}
 	return Parse(path, data)
+}
+
+// ReadFile reads the configuration file at path for Parse, bounded: it
+// reads one byte past the most Parse accepts, so that Parse can tell a
+// file that is too large (or a path such as /dev/zero) from one that just
+// fits. Its errors are the os package's, unwrapped.
+func ReadFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, maxSize+1))
 }
 
 // Error is one problem with a configuration: a TOML syntax error, an unknown

@@ -356,6 +356,25 @@ func TestLoad(t *testing.T) {
 	}
 }
 
+// ReadFile reads a file Parse accepts whole, and one byte past what it
+// accepts of a larger one; its errors are the os package's.
+func TestReadFile(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := ReadFile(filepath.Join(dir, "none.toml")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing file: %v", err)
+	}
+	for _, size := range []int{0, maxSize, maxSize + 5000} {
+		path := filepath.Join(dir, "f")
+		if err := os.WriteFile(path, make([]byte, size), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		data, err := ReadFile(path)
+		if want := min(size, maxSize+1); err != nil || len(data) != want {
+			t.Errorf("file of %d bytes: read %d, %v; want %d", size, len(data), err, want)
+		}
+	}
+}
+
 func TestDiff(t *testing.T) {
 	a := Default()
 	if d := Diff(a, Default()); d != nil {

@@ -30,20 +30,13 @@ func (c Config) With(key, value string) (Config, error) {
 		}
 		v = b
 	}
-	p := &parser{cfg: c, done: map[string]bool{}}
-	p.cfg.origin = c.origin.clone()
+	// set writes only the value (and, on failure, an error naming the
+	// source): the copy of c shares c's line map, which it never writes.
+	p := &parser{cfg: c}
 	p.cfg.origin.source = "command line"
 	if !p.set(f, v, nil) {
 		return c, errors.Join(p.errs...)
 	}
 	p.cfg.origin.source = c.origin.source
 	return p.cfg, nil
-}
-
-func (o origin) clone() origin {
-	lines := make(map[string]int, len(o.lines))
-	for k, v := range o.lines {
-		lines[k] = v
-	}
-	return origin{source: o.source, lines: lines}
 }

@@ -17,15 +17,9 @@ type Resolved struct {
 	// exclusively (and kept out of the shared pool when strict_reserved).
 	Reserved topology.Mask
 	// Warnings are settings that are valid but probably not what was meant;
-	// the plugin logs them.
+	// the plugin logs them when it installs the configuration (at start,
+	// from the runtime's Configure, and on reload).
 	Warnings []string
-}
-
-// Validate reports whether the configuration fits the machine t; it is
-// Resolve without the result.
-func (c Config) Validate(t *topology.Topology) error {
-	_, err := c.Resolve(t)
-	return err
 }
 
 // Resolve checks the configuration's CPU lists against the machine t and

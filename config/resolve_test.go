@@ -101,8 +101,8 @@ func TestResolve(t *testing.T) {
 				if got := strings.Split(err.Error(), "\n"); !reflect.DeepEqual(got, tc.errs) {
 					t.Errorf("\n got: %q\nwant: %q", got, tc.errs)
 				}
-				if c.Validate(machine(t, tc.isolated)) == nil {
-					t.Error("Validate accepts what Resolve rejects")
+				if _, again := c.Resolve(machine(t, tc.isolated)); again == nil || again.Error() != err.Error() {
+					t.Errorf("Resolve again: %v, want the same error", again)
 				}
 				return
 			}
@@ -130,7 +130,7 @@ func TestResolveUnparsed(t *testing.T) {
 	}
 	c = Default()
 	c.Policy.ReservedCPUs = "40"
-	if err := c.Validate(machine(t, "")); err == nil || err.Error() != `policy.reserved_cpus: CPU 40 does not exist (online: 0-15)` {
+	if _, err := c.Resolve(machine(t, "")); err == nil || err.Error() != `policy.reserved_cpus: CPU 40 does not exist (online: 0-15)` {
 		t.Errorf("got %v", err)
 	}
 }

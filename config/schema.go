@@ -18,17 +18,6 @@ const (
 	kindBool
 )
 
-func (k kind) String() string {
-	switch k {
-	case kindString:
-		return "a string"
-	case kindInt:
-		return "an integer"
-	default:
-		return "a boolean"
-	}
-}
-
 // field describes one key of the file: its type, what values it takes, and
 // where it lives in Config. The schema table below is the single description
 // of the file that Parse, Diff and the tests all walk, so adding a key means

@@ -42,6 +42,8 @@ const namespace = "numaspread"
 type Source interface {
 	Snapshot() plugin.Snapshot
 	Topology() *topology.Topology
+	// Synced is Snapshot().Synced without the snapshot, for /readyz.
+	Synced() bool
 }
 
 // Metrics holds the collectors and the last reload result. It implements
@@ -236,7 +238,7 @@ func (m *Metrics) State() State {
 
 // Ready reports whether the plugin is ready, and why not when it is not.
 func (m *Metrics) Ready() (bool, string) {
-	return ready(m.src.Snapshot().Synced, m.LastReload())
+	return ready(m.src.Synced(), m.LastReload())
 }
 
 func ready(synced bool, last *ReloadStatus) (bool, string) {

@@ -280,13 +280,29 @@ func TestNotReadyBeforeSync(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := metrics.New(p)
+	src := &countingSource{Plugin: p}
+	m := metrics.New(src)
 	if ok, why := m.Ready(); ok || !strings.Contains(why, "not registered") {
 		t.Errorf("Ready() = %v %q before any runtime", ok, why)
+	}
+	// A /readyz probe reads the sync flag, not the whole allocation state.
+	if src.snapshots != 0 {
+		t.Errorf("Ready() took %d snapshots, want none", src.snapshots)
 	}
 	if st := m.State(); st.Synced || st.Ready || len(st.Containers) != 0 || st.Shared.Count != 16 {
 		t.Errorf("state before sync: %+v", st)
 	}
+}
+
+// countingSource counts the snapshots taken of its plugin.
+type countingSource struct {
+	*plugin.Plugin
+	snapshots int
+}
+
+func (s *countingSource) Snapshot() plugin.Snapshot {
+	s.snapshots++
+	return s.Plugin.Snapshot()
 }
 
 // TestObserverBoundsLabels feeds unknown names: they must not become labels.

@@ -3,6 +3,7 @@ package plugin
 import (
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/numaspread/numaspread/policy"
 )
@@ -22,9 +23,10 @@ const maxAnnotationValue = 64
 // annotationChoices applies the numaspread annotations of a pod to the
 // options of one of its containers. It returns whether the container opted
 // out of exclusive CPUs. An annotation can only narrow what the rules give:
-// it never makes a container exclusive.
+// it never makes a container exclusive. With an error about one
+// annotation it returns base, and still the opt-out of a valid
+// numaspread.io/exclusive, for a caller that ignores the bad one.
 func annotationChoices(annotations map[string]string, container string, base policy.Options) (policy.Options, bool, error) {
-	opts, optOut := base, false
 	lookup := func(key string) (string, string, bool) {
 		scoped := key + ".container." + container
 		if v, ok := annotations[scoped]; ok {
@@ -33,42 +35,53 @@ func annotationChoices(annotations map[string]string, container string, base pol
 		v, ok := annotations[key]
 		return key, v, ok
 	}
-	if key, v, ok := lookup(annotationPolicy); ok {
-		m, err := policy.ParseMode(v)
-		if err != nil {
-			return base, false, badAnnotation(key, v, "distributed, packed")
-		}
-		opts.Mode = m
-	}
-	if key, v, ok := lookup(annotationSpread); ok {
-		if err := opts.ApplySpread(v); err != nil {
-			return base, false, badAnnotation(key, v, "all, minimal, or a number of NUMA nodes ≥ 1")
-		}
-	}
+	optOut, errExclusive := false, error(nil)
 	if key, v, ok := lookup(annotationExclusive); ok {
 		switch v {
 		case "true":
 		case "false":
 			optOut = true
 		default:
-			return base, false, badAnnotation(key, v, "true, false")
+			errExclusive = badAnnotation(key, v, "true, false")
 		}
+	}
+	opts := base
+	if key, v, ok := lookup(annotationPolicy); ok {
+		m, err := policy.ParseMode(v)
+		if err != nil {
+			return base, optOut, badAnnotation(key, v, "distributed, packed")
+		}
+		opts.Mode = m
+	}
+	if key, v, ok := lookup(annotationSpread); ok {
+		if err := opts.ApplySpread(v); err != nil {
+			return base, optOut, badAnnotation(key, v, "all, minimal, or a number of NUMA nodes ≥ 1")
+		}
+	}
+	if errExclusive != nil {
+		return base, false, errExclusive
 	}
 	return opts, optOut, nil
 }
 
-// optedOut reports whether the numaspread.io/exclusive annotation that
-// applies to the container (its own key first) is "false".
-func optedOut(annotations map[string]string, container string) bool {
-	if v, ok := annotations[annotationExclusive+".container."+container]; ok {
-		return v == "false"
-	}
-	return annotations[annotationExclusive] == "false"
-}
+// maxAnnotationKey bounds the key quoted back in errors: a Kubernetes
+// annotation key has at most 253 + 1 + 63 bytes.
+const maxAnnotationKey = 320
 
 func badAnnotation(key, value, allowed string) error {
 	if len(value) > maxAnnotationValue {
 		value = value[:maxAnnotationValue] + "…"
+	}
+	// The error travels in a protobuf string, which must be valid UTF-8;
+	// the value is quoted (%q escapes what is not), the key, which carries
+	// the container's name, is cleaned.
+	key = strings.ToValidUTF8(key, "\uFFFD")
+	if len(key) > maxAnnotationKey {
+		cut := maxAnnotationKey
+		for !utf8.RuneStart(key[cut]) {
+			cut--
+		}
+		key = key[:cut] + "…"
 	}
 	return fmt.Errorf("annotation %s: %q is not one of %s", key, value, allowed)
 }

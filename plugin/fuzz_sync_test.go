@@ -186,9 +186,14 @@ func FuzzSynchronize(f *testing.F) {
 		for _, pod := range pods {
 			podByID[pod.GetId()] = pod
 		}
-		// An id listed twice keeps its first listing.
+		// An id listed twice keeps its first live listing: stopped
+		// listings are skipped before the duplicate check, as Synchronize
+		// does (a stale stopped listing must not hide a running one).
 		byID := map[string]*api.Container{}
 		for _, c := range ctrs {
+			if c.GetState() == api.ContainerState_CONTAINER_STOPPED {
+				continue
+			}
 			if _, dup := byID[c.GetId()]; !dup {
 				byID[c.GetId()] = c
 			}

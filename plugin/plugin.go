@@ -78,21 +78,37 @@ func New(t *topology.Topology, cfg config.Config, log *logrus.Logger) (*Plugin, 
 	return p, nil
 }
 
-// apply installs a configuration with an empty policy state.
+// apply installs a configuration with an empty policy state, and logs
+// its warnings.
 func (p *Plugin) apply(cfg config.Config) error {
-	state, defaults, err := newPolicyState(p.topo, cfg)
+	state, defaults, warnings, err := newPolicyState(p.topo, cfg)
 	if err != nil {
 		return err
 	}
 	p.cfg, p.state, p.defaults = cfg, state, defaults
 	p.ctrs = map[string]*container{}
+	p.logWarnings(cfg, warnings)
 	return nil
 }
 
-func newPolicyState(t *topology.Topology, cfg config.Config) (*policy.State, policy.Options, error) {
+// logWarnings logs the warnings of cfg.Resolve: settings that are valid
+// but probably not what was meant.
+func (p *Plugin) logWarnings(cfg config.Config, warnings []string) {
+	for _, w := range warnings {
+		e := logrus.NewEntry(p.log)
+		if src := cfg.Source(); src != "" {
+			e = e.WithField("config", src)
+		}
+		e.Warn(w)
+	}
+}
+
+// newPolicyState resolves cfg on t and returns an empty policy state, the
+// default placement options and Resolve's warnings.
+func newPolicyState(t *topology.Topology, cfg config.Config) (*policy.State, policy.Options, []string, error) {
 	res, err := cfg.Resolve(t)
 	if err != nil {
-		return nil, policy.Options{}, err
+		return nil, policy.Options{}, nil, err
 	}
 	pc := cfg.Policy
 	opts := policy.Options{
@@ -100,13 +116,13 @@ func newPolicyState(t *topology.Topology, cfg config.Config) (*policy.State, pol
 		FullCores: policy.FullCores(pc.FullCores), Memory: policy.Memory(pc.Memory),
 	}
 	if err := opts.Validate(); err != nil {
-		return nil, opts, err
+		return nil, opts, nil, err
 	}
 	state, err := policy.NewState(t, policy.Config{
 		Managed: res.Allowed, Reserved: res.Reserved,
 		StrictReserved: pc.StrictReserved, MinSharedCPUs: minShared(pc.MinSharedCPUs),
 	})
-	return state, opts, err
+	return state, opts, res.Warnings, err
 }
 
 // minShared is the smallest shared pool an exclusive allocation may leave:
@@ -156,12 +172,12 @@ func (p *Plugin) Configure(_ context.Context, text, runtime, version string) (ap
 
 // CreateContainer chooses the new container's CPUs and memory nodes.
 func (p *Plugin) CreateContainer(_ context.Context, pod *api.PodSandbox, ctr *api.Container) (_ *api.ContainerAdjustment, _ []*api.ContainerUpdate, err error) {
-	defer p.recoverPanic("CreateContainer", containerRef(pod, ctr), &err, func() { p.dropUnrecorded(ctr.GetId()) })
-	start := time.Now()
+	r := newRequest("CreateContainer", pod, ctr)
+	defer p.recoverPanic(&r, &err, func() { p.dropUnrecorded(ctr.GetId()) })
 	p.debugRequest("CreateContainer", pod, ctr)
-	var logs logBuffer
+	logs := logBuffer{log: p.log}
 	defer logs.flush() // after a panic too; nothing left to write otherwise
-	adj, updates, err := p.create(pod, ctr, start, &logs)
+	adj, updates, err := p.create(pod, ctr, &r, &logs)
 	logs.flush()
 	if err != nil {
 		return nil, nil, err
@@ -172,7 +188,7 @@ func (p *Plugin) CreateContainer(_ context.Context, pod *api.PodSandbox, ctr *ap
 
 // create is CreateContainer under the plugin's lock; its log lines go to
 // logs. It changes nothing when it fails or panics.
-func (p *Plugin) create(pod *api.PodSandbox, ctr *api.Container, start time.Time, logs *logBuffer) (_ *api.ContainerAdjustment, _ []*api.ContainerUpdate, err error) {
+func (p *Plugin) create(pod *api.PodSandbox, ctr *api.Container, r *request, logs *logBuffer) (_ *api.ContainerAdjustment, _ []*api.ContainerUpdate, err error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 
@@ -194,24 +210,34 @@ func (p *Plugin) create(pod *api.PodSandbox, ctr *api.Container, start time.Time
 	// Observed before anything is recorded: should the observer panic,
 	// the clean-ups (reinstate above, dropUnrecorded in CreateContainer)
 	// undo place's allocation and nothing is left behind.
-	p.observe("CreateContainer", start, &err)
+	p.observe(r, err)
 	if err != nil {
-		logs.add(p.log.WithFields(ctrFields(pod, ctr)).WithError(err), logrus.ErrorLevel, "container rejected")
+		logs.add(logrus.ErrorLevel, "container rejected", func() logrus.Fields {
+			f := ctrFields(pod, ctr)
+			f[logrus.ErrorKey] = err
+			return f
+		})
 		return nil, nil, err
+	}
+	cpus, mems := p.sharedCPUSet()
+	if !c.exclusive {
+		c.cpus, c.mems = cpus, mems
 	}
 	adj := &api.ContainerAdjustment{}
 	adj.SetLinuxCPUSetCPUs(c.cpus)
 	if c.mems != "" {
 		adj.SetLinuxCPUSetMems(c.mems)
 	}
-	updates := p.sharedUpdates(c.id)
+	updates := p.sharedUpdates(c.id, cpus, mems)
 	c.seq = p.nextSeq()
 	p.ctrs[c.id] = c
 	p.gen++
-	logs.add(p.log.WithFields(ctrFields(pod, ctr)).WithFields(logrus.Fields{
-		"class": className(c.exclusive), "policy": c.policy, "cpus": c.cpus, "mems": c.mems, "why": c.why,
-		"updates": len(updates), "took": time.Since(start).String(),
-	}), logrus.InfoLevel, "container placed")
+	logs.add(logrus.InfoLevel, "container placed", func() logrus.Fields {
+		f := ctrFields(pod, ctr)
+		f["class"], f["policy"], f["cpus"], f["mems"], f["why"] = className(c.exclusive), c.policy, c.cpus, c.mems, c.why
+		f["updates"], f["took"] = len(updates), time.Since(r.start).String()
+		return f
+	})
 	return adj, updates, nil
 }
 
@@ -223,8 +249,8 @@ func (p *Plugin) reinstate(old *container, held topology.Mask, logs *logBuffer) 
 		if err := p.state.Adopt(old.id, held); err != nil {
 			// Cannot happen: nothing took the CPUs since they were released.
 			// The pool is better for the container than CPUs nobody holds.
-			logs.add(p.log.WithField("container", old.ref).WithError(err), logrus.ErrorLevel,
-				"cannot give a running container its exclusive CPUs back after a failed repeated create: moving it to the shared pool")
+			logs.add(logrus.ErrorLevel, "cannot give a running container its exclusive CPUs back after a failed repeated create: moving it to the shared pool",
+				func() logrus.Fields { return logrus.Fields{"container": old.ref, logrus.ErrorKey: err} })
 			old.exclusive, old.policy = false, ""
 		}
 	}
@@ -233,7 +259,9 @@ func (p *Plugin) reinstate(old *container, held topology.Mask, logs *logBuffer) 
 
 // place decides where a container without a record goes and records
 // exclusive CPUs in the policy state. It changes nothing when it fails.
-// outcome is one of the Outcome constants. Its log lines go to logs.
+// outcome is one of the Outcome constants. A shared container's cpus and
+// mems are left empty: the caller gives it the shared pool. Its log lines
+// go to logs.
 func (p *Plugin) place(pod *api.PodSandbox, ctr *api.Container, logs *logBuffer) (c *container, outcome string, err error) {
 	ref := containerRef(pod, ctr)
 	c = &container{id: ctr.GetId(), podID: pod.GetId(), ref: ref}
@@ -244,8 +272,10 @@ func (p *Plugin) place(pod *api.PodSandbox, ctr *api.Container, logs *logBuffer)
 		if opts, optOut, err = annotationChoices(pod.GetAnnotations(), ctr.GetName(), p.defaults); err != nil {
 			return nil, OutcomeRejectAnnotation, fmt.Errorf("container %s: %w", ref, err)
 		}
-		if unknown := unknownAnnotations(pod.GetAnnotations()); len(unknown) > 0 {
-			logs.add(p.log.WithFields(ctrFields(pod, ctr)), logrus.WarnLevel, fmt.Sprintf("ignoring unknown annotations %v", unknown))
+		if logs.enabled(logrus.WarnLevel) {
+			if unknown := unknownAnnotations(pod.GetAnnotations()); len(unknown) > 0 {
+				logs.add(logrus.WarnLevel, fmt.Sprintf("ignoring unknown annotations %v", unknown), func() logrus.Fields { return ctrFields(pod, ctr) })
+			}
 		}
 	}
 	outcome = OutcomeShared
@@ -262,12 +292,15 @@ func (p *Plugin) place(pod *api.PodSandbox, ctr *api.Container, logs *logBuffer)
 		if p.cfg.Policy.OnInsufficient != config.InsufficientShared {
 			return nil, OutcomeRejectInsufficient, fmt.Errorf("container %s (Guaranteed, %d CPUs, policy %s): %w", ref, w.exclusive, opts.Mode, err)
 		}
-		logs.add(p.log.WithFields(ctrFields(pod, ctr)).WithError(err), logrus.WarnLevel, "not enough CPUs: running in the shared pool (on_insufficient = shared)")
+		logs.add(logrus.WarnLevel, "not enough CPUs: running in the shared pool (on_insufficient = shared)", func() logrus.Fields {
+			f := ctrFields(pod, ctr)
+			f[logrus.ErrorKey] = err
+			return f
+		})
 		outcome, c.why = OutcomeFallbackShared, "not enough free CPUs (on_insufficient = shared)"
 	} else if optOut && w.exclusive > 0 {
 		c.why = "opted out by annotation " + annotationExclusive
 	}
-	c.cpus, c.mems = p.sharedCPUSet()
 	return c, outcome, nil
 }
 
@@ -278,9 +311,9 @@ func (p *Plugin) sharedCPUSet() (cpus, mems string) {
 }
 
 // sharedUpdates returns an update for every shared container (other than
-// except) whose cpuset differs from the shared pool, and records the change.
-func (p *Plugin) sharedUpdates(except string) []*api.ContainerUpdate {
-	cpus, mems := p.sharedCPUSet()
+// except) whose cpuset differs from the shared pool (cpus and mems, as
+// sharedCPUSet returns them), and records the change.
+func (p *Plugin) sharedUpdates(except, cpus, mems string) []*api.ContainerUpdate {
 	var stale []*container
 	for _, c := range p.ctrs {
 		if !c.exclusive && c.id != except && (c.cpus != cpus || c.mems != mems) {
@@ -319,18 +352,22 @@ func cpusetUpdate(c *container) *api.ContainerUpdate {
 // StopContainer releases the container's CPUs (so an init container hands
 // them on) and grows the shared pool.
 func (p *Plugin) StopContainer(_ context.Context, pod *api.PodSandbox, ctr *api.Container) (_ []*api.ContainerUpdate, err error) {
-	defer p.recoverPanic("StopContainer", containerRef(pod, ctr), &err)
-	defer p.observeLocked("StopContainer", time.Now(), &err)
+	r := newRequest("StopContainer", pod, ctr)
+	defer p.recoverPanic(&r, &err)
 	p.debugRequest("StopContainer", pod, ctr)
-	var logs logBuffer
+	logs := logBuffer{log: p.log}
 	defer logs.flush()
 	updates := func() []*api.ContainerUpdate {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		p.release(pod, ctr, "stopped", &logs)
+		// Even when the container was not ours: the reply carries the pool
+		// changes earlier RemoveContainer requests held back.
 		p.gen++
-		// Also carries pool changes earlier RemoveContainer requests held back.
-		return p.sharedUpdates("")
+		cpus, mems := p.sharedCPUSet()
+		updates := p.sharedUpdates("", cpus, mems)
+		p.observe(&r, nil)
+		return updates
 	}()
 	logs.flush()
 	p.debugReply("StopContainer", pod, ctr, nil, updates)
@@ -345,30 +382,38 @@ func (p *Plugin) StopContainer(_ context.Context, pod *api.PodSandbox, ctr *api.
 // UpdateContainer or Synchronize. Until then shared containers keep a part
 // of the pool, which is safe.
 func (p *Plugin) RemoveContainer(_ context.Context, pod *api.PodSandbox, ctr *api.Container) (err error) {
-	defer p.recoverPanic("RemoveContainer", containerRef(pod, ctr), &err)
-	defer p.observeLocked("RemoveContainer", time.Now(), &err)
-	var logs logBuffer
+	r := newRequest("RemoveContainer", pod, ctr)
+	defer p.recoverPanic(&r, &err)
+	logs := logBuffer{log: p.log}
 	defer logs.flush()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.release(pod, ctr, "removed", &logs)
+	if p.release(pod, ctr, "removed", &logs) {
+		p.gen++
+	}
+	p.observe(&r, nil)
 	return nil
 }
 
 // release forgets a container and frees its exclusive CPUs; the shared
 // containers' records are left as they are, so that the next
-// sharedUpdates reports them. The caller holds p.mu; the log line goes to
+// sharedUpdates reports them. It reports whether the container was ours;
+// the caller bumps p.gen then. The caller holds p.mu; the log line goes to
 // logs.
-func (p *Plugin) release(pod *api.PodSandbox, ctr *api.Container, why string, logs *logBuffer) {
+func (p *Plugin) release(pod *api.PodSandbox, ctr *api.Container, why string, logs *logBuffer) bool {
 	c, ok := p.ctrs[ctr.GetId()]
 	if !ok {
-		return
+		return false
 	}
-	p.gen++
 	p.forget(c)
 	if c.exclusive {
-		logs.add(p.log.WithFields(ctrFields(pod, ctr)).WithField("cpus", c.cpus), logrus.InfoLevel, "container "+why+": exclusive CPUs released")
+		logs.add(logrus.InfoLevel, "container "+why+": exclusive CPUs released", func() logrus.Fields {
+			f := ctrFields(pod, ctr)
+			f["cpus"] = c.cpus
+			return f
+		})
 	}
+	return true
 }
 
 // dropUnrecorded releases CPUs the policy holds for a container the plugin
@@ -391,24 +436,27 @@ func (p *Plugin) forget(c *container) {
 // UpdateContainer re-asserts our cpuset over whatever the update asked for,
 // since numaspread owns cpusets on this node.
 func (p *Plugin) UpdateContainer(_ context.Context, pod *api.PodSandbox, ctr *api.Container, _ *api.LinuxResources) (_ []*api.ContainerUpdate, err error) {
-	defer p.recoverPanic("UpdateContainer", containerRef(pod, ctr), &err)
-	start := time.Now()
+	r := newRequest("UpdateContainer", pod, ctr)
+	defer p.recoverPanic(&r, &err)
 	p.debugRequest("UpdateContainer", pod, ctr)
 	updates := func() []*api.ContainerUpdate {
 		p.mu.Lock()
 		defer p.mu.Unlock()
-		defer p.observe("UpdateContainer", start, &err)
 		c, ok := p.ctrs[ctr.GetId()]
 		if !ok {
+			p.observe(&r, nil)
 			return nil
 		}
 		// The reply also carries pool changes held back since the last reply.
 		p.gen++
-		updates := p.sharedUpdates(c.id)
+		cpus, mems := p.sharedCPUSet()
+		updates := p.sharedUpdates(c.id, cpus, mems)
 		if !c.exclusive {
-			c.cpus, c.mems = p.sharedCPUSet()
+			c.cpus, c.mems = cpus, mems
 		}
-		return append(updates, cpusetUpdate(c))
+		updates = append(updates, cpusetUpdate(c))
+		p.observe(&r, nil)
+		return updates
 	}()
 	p.debugReply("UpdateContainer", pod, ctr, nil, updates)
 	return updates, nil
@@ -416,8 +464,11 @@ func (p *Plugin) UpdateContainer(_ context.Context, pod *api.PodSandbox, ctr *ap
 
 // logBuffer holds log lines built under p.mu, to be written once it is
 // released: with a log file every line is a write, which must not
-// serialise the requests.
-type logBuffer []logLine
+// serialise the requests. Make it as logBuffer{log: p.log}.
+type logBuffer struct {
+	log   *logrus.Logger
+	lines []logLine
+}
 
 type logLine struct {
 	entry *logrus.Entry
@@ -425,16 +476,25 @@ type logLine struct {
 	msg   string
 }
 
-func (b *logBuffer) add(e *logrus.Entry, level logrus.Level, msg string) {
-	*b = append(*b, logLine{e, level, msg})
+// enabled reports whether the logger writes lines of level.
+func (b *logBuffer) enabled(level logrus.Level) bool { return b.log.IsLevelEnabled(level) }
+
+// add buffers a line of level with the fields that fields builds. Nothing
+// is built (fields is not called) when the logger drops the level: the
+// request path pays for the lines it writes only.
+func (b *logBuffer) add(level logrus.Level, msg string, fields func() logrus.Fields) {
+	if !b.log.IsLevelEnabled(level) {
+		return
+	}
+	b.lines = append(b.lines, logLine{b.log.WithFields(fields()), level, msg})
 }
 
 // flush writes the buffered lines, in order, and empties the buffer.
 func (b *logBuffer) flush() {
-	for _, l := range *b {
+	for _, l := range b.lines {
 		l.entry.Log(l.level, l.msg)
 	}
-	*b = nil
+	b.lines = nil
 }
 
 func (p *Plugin) nextSeq() uint64 {

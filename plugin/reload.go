@@ -3,8 +3,6 @@ package plugin
 import (
 	"fmt"
 
-	"github.com/sirupsen/logrus"
-
 	"github.com/numaspread/numaspread/config"
 	"github.com/numaspread/numaspread/topology"
 )
@@ -18,7 +16,7 @@ import (
 // a request that overtakes them is handled). It returns the changed keys.
 func (p *Plugin) Reload(cfg config.Config) ([]string, error) {
 	p.mu.Lock()
-	state, defaults, err := newPolicyState(p.topo, cfg)
+	state, defaults, warnings, err := newPolicyState(p.topo, cfg)
 	if err != nil {
 		p.mu.Unlock()
 		return nil, err
@@ -48,12 +46,16 @@ func (p *Plugin) Reload(cfg config.Config) ([]string, error) {
 	}
 	changed := config.Diff(p.cfg, cfg)
 	p.cfg, p.state, p.defaults = cfg, state, defaults
-	updates := p.sharedUpdates("")
+	cpus, mems := p.sharedCPUSet()
+	updates := p.sharedUpdates("", cpus, mems)
 	p.gen++
 	gen := p.gen
 	p.mu.Unlock()
 
-	p.log.WithFields(logrus.Fields{"changed": changed, "updates": len(updates)}).Info("configuration reloaded")
+	// The changed keys are the caller's to log (the reload watcher's
+	// "configuration file reloaded" line).
+	p.log.WithField("updates", len(updates)).Info("configuration reloaded")
+	p.logWarnings(cfg, warnings)
 	if len(updates) > 0 {
 		p.sendUnsolicited(updates, gen)
 	}

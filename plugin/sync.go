@@ -2,7 +2,6 @@ package plugin
 
 import (
 	"context"
-	"fmt"
 	"sort"
 	"time"
 
@@ -22,14 +21,15 @@ import (
 // returned updates carry the fixes. An id listed twice keeps its first
 // listing; the others are ignored, with a warning.
 func (p *Plugin) Synchronize(_ context.Context, pods []*api.PodSandbox, ctrs []*api.Container) (_ []*api.ContainerUpdate, err error) {
-	defer p.recoverPanic("Synchronize", fmt.Sprintf("%d pods, %d containers", len(pods), len(ctrs)), &err)
-	start := time.Now()
+	r := request{event: "Synchronize", start: time.Now(), sync: true, npods: len(pods), nctrs: len(ctrs)}
+	defer p.recoverPanic(&r, &err)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	defer p.observe("Synchronize", start, &err)
 
-	state, _, err := newPolicyState(p.topo, p.cfg)
+	// The configuration's warnings were logged when it was installed.
+	state, _, _, err := newPolicyState(p.topo, p.cfg)
 	if err != nil {
+		p.observe(&r, err)
 		return nil, err
 	}
 	p.state, p.ctrs = state, map[string]*container{}
@@ -71,11 +71,16 @@ func (p *Plugin) Synchronize(_ context.Context, pods []*api.PodSandbox, ctrs []*
 	// shared pool: an entitled container that reports one of them ran in
 	// the pool (on_insufficient = shared) and has no CPUs of its own to
 	// keep, even when the pool happens to hold exactly its count.
-	choices := make([]syncChoice, len(ordered))
+	// A container whose pod is not listed gets a placeholder pod.
+	podOf := make([]*api.PodSandbox, len(ordered))
+	choices := make([]policy.Request, len(ordered))
 	poolSets := map[string]bool{}
 	for i, ctr := range ordered {
-		choices[i] = p.syncChoices(podByID[ctr.GetPodSandboxId()], ctr)
-		if choices[i].req.CPUs == 0 {
+		if podOf[i] = podByID[ctr.GetPodSandboxId()]; podOf[i] == nil {
+			podOf[i] = &api.PodSandbox{Id: ctr.GetPodSandboxId()}
+		}
+		choices[i] = p.syncChoices(podOf[i], ctr)
+		if choices[i].CPUs == 0 {
 			if m, err := topology.ParseMask(ctr.GetLinux().GetResources().GetCpu().GetCpus()); err == nil && !m.IsEmpty() {
 				poolSets[m.String()] = true
 			}
@@ -85,13 +90,12 @@ func (p *Plugin) Synchronize(_ context.Context, pods []*api.PodSandbox, ctrs []*
 	var updates []*api.ContainerUpdate
 	var pending []syncPending
 	for i, ctr := range ordered {
-		pod := podByID[ctr.GetPodSandboxId()]
-		c, req, ok := p.restore(pod, ctr, choices[i], poolSets)
-		if !ok {
-			pending = append(pending, syncPending{c, req, pod, ctr})
+		c, keep, inSync := p.restore(podOf[i], ctr, choices[i], poolSets)
+		if !keep {
+			pending = append(pending, syncPending{c, choices[i], podOf[i], ctr})
 			continue
 		}
-		if c.exclusive && !sameCPUSet(ctr, c) {
+		if c.exclusive && !inSync {
 			updates = append(updates, cpusetUpdate(c))
 		}
 		p.ctrs[c.id] = c
@@ -109,12 +113,14 @@ func (p *Plugin) Synchronize(_ context.Context, pods []*api.PodSandbox, ctrs []*
 		}
 		p.ctrs[c.id] = c
 	}
-	updates = append(updates, p.sharedUpdates("")...)
+	cpus, mems := p.sharedCPUSet()
+	updates = append(updates, p.sharedUpdates("", cpus, mems)...)
 	p.synced = true
 	p.log.WithFields(logrus.Fields{
 		"pods": len(pods), "containers": len(ordered), "exclusive": len(p.state.Owners()),
-		"reallocated": len(pending), "updates": len(updates), "took": time.Since(start).String(),
+		"reallocated": len(pending), "updates": len(updates), "took": time.Since(r.start).String(),
 	}).Info("synchronized")
+	p.observe(&r, nil)
 	return updates, nil
 }
 
@@ -126,61 +132,52 @@ type syncPending struct {
 	ctr *api.Container
 }
 
-// syncChoice is what the rules give a running container: req.CPUs is 0
-// when it is not entitled to exclusive CPUs (or opted out).
-type syncChoice struct {
-	req policy.Request
-}
-
-// syncChoices applies the rules and annotations to a running container; a
-// bad annotation means the defaults, since a running container cannot be
-// failed.
-func (p *Plugin) syncChoices(pod *api.PodSandbox, ctr *api.Container) syncChoice {
-	if pod == nil {
-		pod = &api.PodSandbox{Id: ctr.GetPodSandboxId()}
-	}
+// syncChoices applies the rules and annotations to a running container: the
+// request's CPUs are 0 when it is not entitled to exclusive CPUs (or opted
+// out). A bad annotation means the defaults, since a running container
+// cannot be failed.
+func (p *Plugin) syncChoices(pod *api.PodSandbox, ctr *api.Container) policy.Request {
 	w := inferWorkload(pod, ctr)
 	opts, optOut := p.defaults, false
 	if p.cfg.Policy.Annotations {
 		var err error
 		if opts, optOut, err = annotationChoices(pod.GetAnnotations(), ctr.GetName(), p.defaults); err != nil {
-			// The defaults, except that a valid opt-out still holds: an
-			// annotation never gives exclusive CPUs.
+			// The defaults, except that a valid opt-out still holds (as
+			// annotationChoices returns it): an annotation never gives
+			// exclusive CPUs.
 			p.log.WithFields(ctrFields(pod, ctr)).WithError(err).Warn("ignoring a bad annotation of a running container")
-			opts, optOut = p.defaults, optedOut(pod.GetAnnotations(), ctr.GetName())
 		}
 	}
 	if w.exclusive == 0 || optOut {
-		return syncChoice{}
+		return policy.Request{}
 	}
-	return syncChoice{req: policy.Request{CPUs: w.exclusive, Options: opts}}
+	return policy.Request{CPUs: w.exclusive, Options: opts}
 }
 
-// restore rebuilds one container's record from what the runtime reports.
-// ok is false for an exclusive container whose reported CPUs cannot be kept:
-// req is then what to allocate for it. poolSets are the cpusets containers
-// without exclusive CPUs report.
-func (p *Plugin) restore(pod *api.PodSandbox, ctr *api.Container, ch syncChoice, poolSets map[string]bool) (c *container, req policy.Request, ok bool) {
-	if pod == nil {
-		pod = &api.PodSandbox{Id: ctr.GetPodSandboxId()}
-	}
+// restore rebuilds one container's record from what the runtime reports;
+// req is what syncChoices gives it. keep is false for an exclusive
+// container whose reported CPUs cannot be kept: req is then what to
+// allocate for it. inSync says whether a kept exclusive container's
+// reported cpuset (CPUs and, unless memory = none, memory nodes) is the
+// one recorded. poolSets are the cpusets containers without exclusive CPUs
+// report.
+func (p *Plugin) restore(pod *api.PodSandbox, ctr *api.Container, req policy.Request, poolSets map[string]bool) (c *container, keep, inSync bool) {
 	c = &container{id: ctr.GetId(), podID: pod.GetId(), ref: containerRef(pod, ctr), seq: p.nextSeq()}
 	cpu := ctr.GetLinux().GetResources().GetCpu()
 	reported, _ := topology.ParseMask(cpu.GetCpus())
-	reportedMems, _ := topology.ParseMask(cpu.GetMems())
+	reportedMems, memsErr := topology.ParseMask(cpu.GetMems())
 	c.cpus, c.mems = reported.String(), reportedMems.String()
 
-	req = ch.req
 	if req.CPUs == 0 {
-		return c, req, true
+		return c, true, false
 	}
 	if reported.Count() != req.CPUs {
-		return c, req, false
+		return c, false, false
 	}
 	if poolSets[c.cpus] {
 		p.log.WithFields(ctrFields(pod, ctr)).WithField("cpus", c.cpus).
 			Info("reported CPUs are the shared pool, not exclusive CPUs: allocating")
-		return c, req, false
+		return c, false, false
 	}
 	// A claim must leave the shared pool what an allocation would
 	// (min_shared_cpus, and never nothing), or the shared containers would
@@ -189,21 +186,15 @@ func (p *Plugin) restore(pod *api.PodSandbox, ctr *api.Container, ch syncChoice,
 	if pool := p.state.SharedPool(); pool.Count()-reported.CountAnd(pool) < minShared(p.cfg.Policy.MinSharedCPUs) {
 		p.log.WithFields(ctrFields(pod, ctr)).WithField("cpus", reported.String()).
 			Warn("reported CPUs cannot be kept: the shared pool would drop below min_shared_cpus; reallocating")
-		return c, req, false
+		return c, false, false
 	}
 	if err := p.state.Claim(c.id, reported); err != nil {
 		p.log.WithFields(ctrFields(pod, ctr)).WithError(err).Warn("reported CPUs cannot be kept: reallocating")
-		return c, req, false
+		return c, false, false
 	}
 	c.exclusive, c.policy = true, string(req.Options.Mode)
 	c.mems = p.state.Mems(reported, req.Options.Memory).String()
-	return c, req, true
-}
-
-// sameCPUSet reports whether the runtime's view of ctr matches our record.
-func sameCPUSet(ctr *api.Container, c *container) bool {
-	cpu := ctr.GetLinux().GetResources().GetCpu()
-	cpus, err1 := topology.ParseMask(cpu.GetCpus())
-	mems, err2 := topology.ParseMask(cpu.GetMems())
-	return err1 == nil && err2 == nil && cpus.String() == c.cpus && (c.mems == "" || mems.String() == c.mems)
+	// The reported CPUs parsed (they are the req.CPUs ≥ 1 kept) and are
+	// recorded as they are: only the memory nodes can differ.
+	return c, true, memsErr == nil && (c.mems == "" || reportedMems.String() == c.mems)
 }

@@ -65,8 +65,9 @@ func inferWorkload(pod *api.PodSandbox, ctr *api.Container) workload {
 		requestMilli: sharesToMilli(cpu.GetShares().GetValue()),
 		limitMilli:   quotaToMilli(cpu.GetQuota().GetValue(), cpu.GetPeriod().GetValue()),
 	}
-	w.qos = qosOf(pod.GetLinux().GetCgroupParent(), w)
-	if w.qos == Guaranteed && strings.Contains(strings.ToLower(pod.GetLinux().GetCgroupParent()), "kubepods") &&
+	parent := strings.ToLower(pod.GetLinux().GetCgroupParent())
+	w.qos = qosOf(parent, w)
+	if w.qos == Guaranteed && strings.Contains(parent, "kubepods") &&
 		cpu.GetShares().GetValue() >= kubeletMaxShares && w.limitMilli > w.requestMilli {
 		// The kubelet caps cpu.shares at 256 CPUs, and a Guaranteed
 		// container's request equals its limit (the API server enforces
@@ -105,11 +106,11 @@ func hasPodLevelCPU(pod *api.PodSandbox) bool {
 	return sharesToMilli(cpu.GetShares().GetValue()) > 0 || quotaToMilli(cpu.GetQuota().GetValue(), cpu.GetPeriod().GetValue()) > 0
 }
 
-// qosOf reads the QoS class from the pod's cgroup parent, in both the
-// cgroupfs (/kubepods/burstable/pod…) and systemd (kubepods-burstable-pod….slice)
-// forms. Without a Kubernetes parent it falls back to the resources.
-func qosOf(cgroupParent string, w workload) QoS {
-	p := strings.ToLower(cgroupParent)
+// qosOf reads the QoS class from the pod's cgroup parent, lower-cased, in
+// both the cgroupfs (/kubepods/burstable/pod…) and systemd
+// (kubepods-burstable-pod….slice) forms. Without a Kubernetes parent it
+// falls back to the resources.
+func qosOf(p string, w workload) QoS {
 	switch {
 	case strings.Contains(p, "besteffort"):
 		return BestEffort

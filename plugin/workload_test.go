@@ -3,6 +3,7 @@ package plugin
 import (
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/containerd/nri/pkg/api"
 
@@ -117,6 +118,13 @@ func TestAnnotationChoices(t *testing.T) {
 			`annotation numaspread.io/spread.container.app: "0" is not one of all, minimal, or a number`},
 		{"bad exclusive", map[string]string{"numaspread.io/exclusive": "yes"}, "", "", 0, false,
 			`annotation numaspread.io/exclusive: "yes" is not one of true, false`},
+		// An error about another key keeps a valid opt-out (Synchronize honours it).
+		{"bad policy, opted out", map[string]string{"numaspread.io/policy": "spready", "numaspread.io/exclusive.container.app": "false"}, "", "", 0, true,
+			`annotation numaspread.io/policy: "spready" is not one of distributed, packed`},
+		{"bad spread, pod opted out", map[string]string{"numaspread.io/spread": "0", "numaspread.io/exclusive": "false"}, "", "", 0, true,
+			`annotation numaspread.io/spread: "0" is not one of all, minimal, or a number`},
+		{"bad policy, opted back in", map[string]string{"numaspread.io/policy": "spready", "numaspread.io/exclusive": "false", "numaspread.io/exclusive.container.app": "true"}, "", "", 0, false,
+			`annotation numaspread.io/policy: "spready" is not one of distributed, packed`},
 		{"huge value is cut in the message", map[string]string{"numaspread.io/policy": strings.Repeat("x", 10000)}, "", "", 0, false, "x…\" is not one of"},
 	}
 	for _, tt := range tests {
@@ -125,6 +133,9 @@ func TestAnnotationChoices(t *testing.T) {
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || len(err.Error()) > 200 {
 					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				if optOut != tt.wantOptOut || o != base {
+					t.Errorf("with the error: %+v optOut=%v, want the base options and optOut=%v", o, optOut, tt.wantOptOut)
 				}
 				return
 			}
@@ -194,5 +205,18 @@ func TestInferWorkloadPodLevelResources(t *testing.T) {
 				t.Errorf("got %+v, want QoS %s, %d exclusive, why containing %q", w, tt.wantQoS, tt.wantExclusive, tt.wantWhy)
 			}
 		})
+	}
+}
+
+// An error about a container's own annotation names its key, which holds
+// the container's name: it stays valid UTF-8 and bounded whatever the name.
+func TestBadAnnotationKeyIsCleaned(t *testing.T) {
+	for _, name := range []string{"\xff", strings.Repeat("ü", 1000), strings.Repeat("x", 319) + "ü"} {
+		ann := map[string]string{"numaspread.io/policy.container." + name: "0"}
+		_, _, err := annotationChoices(ann, name, policy.DefaultOptions())
+		if err == nil || !utf8.ValidString(err.Error()) || len(err.Error()) > 400 ||
+			!strings.HasPrefix(err.Error(), "annotation numaspread.io/policy.container.") {
+			t.Errorf("name %.20q: err = %.100q", name, err)
+		}
 	}
 }

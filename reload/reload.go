@@ -23,8 +23,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -42,10 +40,6 @@ const DefaultDebounce = 150 * time.Millisecond
 // DefaultRetry is how often a configuration the plugin refused is tried
 // again.
 const DefaultRetry = 30 * time.Second
-
-// maxRead bounds what is read of the file; config.Parse rejects more than
-// 1 MiB with a clear error, so a little more than that is enough.
-const maxRead = 1<<20 + 1
 
 // Result is the outcome of one reload.
 type Result struct {
@@ -194,7 +188,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 
 // check reads the file and applies it when its bytes changed.
 func (w *Watcher) check(initial bool) {
-	data, err := readFile(w.Path)
+	data, err := config.ReadFile(w.Path)
 	now := time.Now()
 	log := w.Log.WithField("file", w.Path)
 	if err != nil {
@@ -255,13 +249,4 @@ func (w *Watcher) report(r Result) {
 	if w.OnResult != nil {
 		w.OnResult(r)
 	}
-}
-
-func readFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return io.ReadAll(io.LimitReader(f, maxRead))
 }
