@@ -39,10 +39,9 @@ import (
 
 // The names every manifest agrees on.
 const (
-	namespace     = "numaspread"
-	image         = "ghcr.io/numaspread/numaspread:0.1.0"
-	chartDir      = "helm/numaspread"
-	configMapName = "numaspread-config"
+	namespace = "numaspread"
+	image     = "ghcr.io/numaspread/numaspread:0.1.0"
+	chartDir  = "helm/numaspread"
 	// The pod-template annotation with the checksum of the restart-only
 	// configuration ([nri], [topology], [metrics]).
 	checksumAnnotation = "checksum/restart-only-config"
@@ -422,7 +421,7 @@ func defaultWant(t *testing.T) want {
 // withMetrics: metrics on at port. The address is a flag
 // (--metrics-address), so the ConfigMap is the same with metrics on or off
 // and an operator edits one file whichever way it is deployed.
-func (w want) withMetrics(t *testing.T, port int) want {
+func (w want) withMetrics(port int) want {
 	w.metricsPort = port
 	return w
 }
@@ -448,6 +447,11 @@ func checkBundle(t *testing.T, b bundle, w want) {
 	ds := dsObj.typed.(*appsv1.DaemonSet)
 	pod := ds.Spec.Template.Spec
 	src := b.source
+	// The names: the DaemonSet and its ServiceAccount are the release's
+	// fullname, its ConfigMap that with -config.
+	if ds.Name != w.name || pod.ServiceAccountName != w.name {
+		t.Errorf("%s: DaemonSet %q, ServiceAccount %q, want both named %q", src, ds.Name, pod.ServiceAccountName, w.name)
+	}
 
 	// Selection and scheduling.
 	sel, err := metav1.LabelSelectorAsSelector(ds.Spec.Selector)
@@ -585,6 +589,9 @@ func checkBundle(t *testing.T, b bundle, w want) {
 	cmVol := vols["config"]
 	if cmVol.ConfigMap == nil || mounts["config"].MountPath != "/etc/numaspread" {
 		t.Fatalf("%s: the config volume %+v is not a ConfigMap mounted at /etc/numaspread", src, cmVol)
+	}
+	if cmVol.ConfigMap.Name != w.name+"-config" {
+		t.Errorf("%s: the config volume mounts ConfigMap %q, want %q", src, cmVol.ConfigMap.Name, w.name+"-config")
 	}
 
 	// The ConfigMap's TOML parses with the project's own parser, equals what
@@ -737,7 +744,7 @@ func TestKustomizeBase(t *testing.T) {
 
 func TestKustomizeMetricsOverlay(t *testing.T) {
 	b := kustomize(t, "overlays/metrics")
-	checkBundle(t, b, defaultWant(t).withMetrics(t, 9464))
+	checkBundle(t, b, defaultWant(t).withMetrics(9464))
 }
 
 func TestKustomizeOpenShiftOverlay(t *testing.T) {
@@ -831,7 +838,7 @@ func TestHelmDefault(t *testing.T) {
 
 func TestHelmMetrics(t *testing.T) {
 	b := mustRenderHelm(t, "numaspread", map[string]any{"metrics": map[string]any{"enabled": true}})
-	checkBundle(t, b, defaultWant(t).withMetrics(t, 9464))
+	checkBundle(t, b, defaultWant(t).withMetrics(9464))
 }
 
 func TestHelmOpenShift(t *testing.T) {
@@ -884,7 +891,7 @@ func TestHelmValues(t *testing.T) {
 		}
 	}
 	w.config = cfg
-	w = w.withMetrics(t, 9500)
+	w = w.withMetrics(9500)
 	checkBundle(t, b, w)
 
 	ds := b.only(t, "DaemonSet").typed.(*appsv1.DaemonSet)
@@ -1257,7 +1264,8 @@ func names(objs []object) []string {
 }
 
 // normalize drops what legitimately differs between the two renderings:
-// Helm's bookkeeping labels, and the ConfigMap's text (compared parsed).
+// Helm's bookkeeping labels, the chart's restart-only checksum, and the
+// ConfigMap's text (compared parsed, as its differences from the defaults).
 func normalize(t *testing.T, typed any) any {
 	t.Helper()
 	b, err := yaml.Marshal(typed)
@@ -1268,24 +1276,18 @@ func normalize(t *testing.T, typed any) any {
 	if err := yaml.Unmarshal(b, &m); err != nil {
 		t.Fatal(err)
 	}
-	if md, ok := m["metadata"].(map[string]any); ok {
-		if labels, ok := md["labels"].(map[string]any); ok {
-			for _, k := range []string{"helm.sh/chart", "app.kubernetes.io/managed-by", "app.kubernetes.io/version"} {
-				delete(labels, k)
-			}
+	if labels := dig(m, "metadata", "labels"); labels != nil {
+		for _, k := range []string{"helm.sh/chart", "app.kubernetes.io/managed-by", "app.kubernetes.io/version"} {
+			delete(labels, k)
 		}
 	}
 	// The chart's restart-only checksum (kustomize has no equivalent: a
 	// ConfigMap edit there is followed by a rollout restart by hand).
-	if spec, ok := m["spec"].(map[string]any); ok {
-		if tmpl, ok := spec["template"].(map[string]any); ok {
-			if md, ok := tmpl["metadata"].(map[string]any); ok {
-				if a, ok := md["annotations"].(map[string]any); ok {
-					delete(a, checksumAnnotation)
-					if len(a) == 0 {
-						delete(md, "annotations")
-					}
-				}
+	if md := dig(m, "spec", "template", "metadata"); md != nil {
+		if a := dig(md, "annotations"); a != nil {
+			delete(a, checksumAnnotation)
+			if len(a) == 0 {
+				delete(md, "annotations")
 			}
 		}
 	}
@@ -1294,13 +1296,19 @@ func normalize(t *testing.T, typed any) any {
 		if err != nil {
 			t.Fatal(err)
 		}
-		m["data"] = fmt.Sprintf("%+v", struct {
-			N config.NRIConfig
-			T config.TopologyConfig
-			P config.PolicyConfig
-			L config.LogConfig
-			M config.MetricsConfig
-		}{cfg.NRI, cfg.Topology, cfg.Policy, cfg.Log, cfg.Metrics})
+		m["data"] = config.Diff(config.Default(), cfg)
+	}
+	return m
+}
+
+// dig returns the map at path in nested YAML maps, or nil.
+func dig(m map[string]any, path ...string) map[string]any {
+	for _, k := range path {
+		next, ok := m[k].(map[string]any)
+		if !ok {
+			return nil
+		}
+		m = next
 	}
 	return m
 }

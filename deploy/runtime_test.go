@@ -3,6 +3,7 @@ package deploy
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,13 +11,13 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/BurntSushi/toml"
 
 	"github.com/numaspread/numaspread/config"
+	"github.com/numaspread/numaspread/test/pluginproc"
 )
 
 // nriTable is containerd's NRI plugin configuration
@@ -258,60 +259,46 @@ func TestSystemdUnit(t *testing.T) {
 
 	// systemd's own verifier, where this machine has it: every key known, the
 	// unit loads. ExecStart must name an existing executable for it.
-	sa, err := exec.LookPath("systemd-analyze")
-	if err != nil {
-		t.Log("systemd-analyze not found: skipping systemd's own verification")
-		return
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	exe := numaspreadBinary(t)
-	tmp := filepath.Join(t.TempDir(), "numaspread.service")
-	if err := os.WriteFile(tmp, bytes.ReplaceAll(data, []byte("/usr/local/bin/numaspread"), []byte(exe)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out, err := exec.Command(sa, "verify", tmp).CombinedOutput()
-	if err != nil || len(bytes.TrimSpace(out)) > 0 {
-		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
-	}
-}
-
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-)
-
-// numaspreadBinary builds bin/numaspread's equivalent into a temporary
-// folder, once per test run.
-func numaspreadBinary(t *testing.T) string {
-	t.Helper()
-	binOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "deploy-test-")
+	t.Run("systemd-analyze", func(t *testing.T) {
+		sa, err := exec.LookPath("systemd-analyze")
 		if err != nil {
-			binErr = err
-			return
+			t.Skip("systemd-analyze not found: no systemd verification on this machine")
 		}
-		binPath = filepath.Join(dir, "numaspread")
-		out, err := exec.Command("go", "build", "-o", binPath, "github.com/numaspread/numaspread/cmd/numaspread").CombinedOutput()
+		data, err := os.ReadFile(path)
 		if err != nil {
-			binErr = err
-			binPath = string(out)
+			t.Fatal(err)
+		}
+		exe := numaspreadBinary(t)
+		tmp := filepath.Join(t.TempDir(), "numaspread.service")
+		if err := os.WriteFile(tmp, bytes.ReplaceAll(data, []byte("/usr/local/bin/numaspread"), []byte(exe)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(sa, "verify", tmp).CombinedOutput()
+		if err != nil || len(bytes.TrimSpace(out)) > 0 {
+			t.Errorf("systemd-analyze verify: %v\n%s", err, out)
 		}
 	})
-	if binErr != nil {
-		t.Fatalf("go build: %v\n%s", binErr, binPath)
-	}
-	return binPath
+}
+
+// binDir holds the numaspread binary, built on first use; TestMain
+// removes it.
+var binDir string
+
+// numaspreadBinary builds bin/numaspread's equivalent (once per test run).
+func numaspreadBinary(t *testing.T) string {
+	t.Helper()
+	return pluginproc.BuildBinary(t, binDir)
 }
 
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if binPath != "" && binErr == nil {
-		os.RemoveAll(filepath.Dir(binPath))
+	dir, err := os.MkdirTemp("", "deploy-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
 	}
+	binDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
 	os.Exit(code)
 }
 
@@ -401,8 +388,7 @@ func TestREADMESectionPaths(t *testing.T) {
 	for _, m := range regexp.MustCompile(`\bdeploy/[A-Za-z0-9_./-]*[A-Za-z0-9_]`).FindAllString(string(data), -1) {
 		seen[m] = true
 	}
-	paths := keys(seen)
-	sort.Strings(paths)
+	paths := keys(seen) // sorted
 	if len(paths) < 8 {
 		t.Errorf("only %d paths named: %v", len(paths), paths)
 	}
@@ -416,9 +402,90 @@ func TestREADMESectionPaths(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, m := range regexp.MustCompile(`numaspread (check|run|topology|plan|status|demo|sysfs-dump)\b`).FindAllStringSubmatch(string(data), -1) {
-		if !strings.Contains(string(help), "  "+m[1]+" ") {
-			t.Errorf("README.md runs `numaspread %s`, which `numaspread help` does not list", m[1])
+	commands := helpCommands(string(help))
+	if !commands["run"] {
+		t.Fatalf("`numaspread help` lists no run command; its commands section did not parse:\n%s", help)
+	}
+	runs := readmeCommands(string(data))
+	for _, c := range keys(runs) {
+		if !commands[c] && c != "help" {
+			t.Errorf("README.md runs `numaspread %s`, which `numaspread help` does not list", c)
 		}
+	}
+	for _, c := range keys(commands) {
+		if !runs[c] {
+			t.Errorf("`numaspread help` lists %s, which README.md never shows", c)
+		}
+	}
+}
+
+// helpCommands returns the commands of `numaspread help`: the indented
+// "  name  description" lines after "commands:".
+func helpCommands(help string) map[string]bool {
+	out := map[string]bool{}
+	line := regexp.MustCompile(`^  ([a-z][a-z0-9-]*)\s{2,}\S`)
+	in := false
+	for _, l := range strings.Split(help, "\n") {
+		switch {
+		case strings.TrimSpace(l) == "commands:":
+			in = true
+		case in && strings.TrimSpace(l) == "":
+			in = false
+		case in:
+			if m := line.FindStringSubmatch(l); m != nil {
+				out[m[1]] = true
+			}
+		}
+	}
+	return out
+}
+
+// readmeCommands returns the numaspread commands a Markdown text runs: in
+// code (fenced blocks and inline spans), the word after "numaspread" where
+// numaspread starts a command (the start of the code, after a shell prompt,
+// sudo, "--" or a pipe, optionally with a path such as bin/), not where it is
+// an argument (kubectl -n numaspread, helm install numaspread).
+func readmeCommands(md string) map[string]bool {
+	var code []string
+	fenced := false
+	for _, l := range strings.Split(md, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(l), "```") {
+			fenced = !fenced
+			continue
+		}
+		if fenced {
+			code = append(code, l)
+			continue
+		}
+		for _, m := range regexp.MustCompile("`([^`]+)`").FindAllStringSubmatch(l, -1) {
+			code = append(code, m[1])
+		}
+	}
+	invocation := regexp.MustCompile(`(?:^\s*|[$#|]\s*|\bsudo\s+|--\s+)(?:[\w./-]*/)?numaspread\s+([a-z][a-z0-9-]*)`)
+	out := map[string]bool{}
+	for _, c := range code {
+		for _, m := range invocation.FindAllStringSubmatch(c, -1) {
+			out[m[1]] = true
+		}
+	}
+	return out
+}
+
+// TestREADMECommandParsing: what TestREADMESectionPaths counts as a command
+// the README runs, and as a command `numaspread help` lists.
+func TestREADMECommandParsing(t *testing.T) {
+	md := "numaspread places it as one (prose, not code).\n" +
+		"| `numaspread run [--config F]` | the plugin |\n" +
+		"Use `numaspread frobnicate` or `kubectl -n numaspread exec POD -- numaspread status`.\n" +
+		"```\n$ bin/numaspread plan --cpus 8\n# numaspread check --config x\n" +
+		"kubectl -n numaspread rollout status ds/numaspread\nhelm install numaspread deploy/helm/numaspread\n" +
+		"sudo /usr/local/bin/numaspread topology | less\nnumaspread run: bad.toml:2: policy.spread\n```\n"
+	want := map[string]bool{"run": true, "frobnicate": true, "status": true, "plan": true, "check": true, "topology": true}
+	if got := readmeCommands(md); !reflect.DeepEqual(got, want) {
+		t.Errorf("readmeCommands = %v, want %v", keys(got), keys(want))
+	}
+	help := "usage: numaspread [command] [flags]\n\ncommands:\n  run         run the plugin\n  sysfs-dump  capture sysfs\n\nRun 'numaspread COMMAND -h'.\n"
+	if got := helpCommands(help); !reflect.DeepEqual(got, map[string]bool{"run": true, "sysfs-dump": true}) {
+		t.Errorf("helpCommands = %v", keys(got))
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -22,37 +23,40 @@ import (
 	digest "github.com/opencontainers/go-digest"
 	"github.com/opencontainers/image-spec/schema"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/numaspread/numaspread/test/pluginproc"
 )
 
+// binDir holds the numaspread binary, built on first use; TestMain
+// removes it.
+var binDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "mkimage-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
 var (
-	buildOnce sync.Once
-	built     []byte
-	buildErr  error
+	readOnce sync.Once
+	built    []byte
+	readErr  error
 )
 
 // staticBinary builds the real numaspread command the way `make image` does
-// (CGO_ENABLED=0), once per test run.
+// (CGO_ENABLED=0, -trimpath), once per test run, and returns its bytes.
 func staticBinary(t *testing.T) []byte {
 	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "mkimage-test-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		defer os.RemoveAll(dir)
-		out := filepath.Join(dir, "numaspread")
-		cmd := exec.Command("go", "build", "-trimpath", "-o", out, "github.com/numaspread/numaspread/cmd/numaspread")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if msg, err := cmd.CombinedOutput(); err != nil {
-			buildErr = err
-			built = msg
-			return
-		}
-		built, buildErr = os.ReadFile(out)
-	})
-	if buildErr != nil {
-		t.Fatalf("go build: %v\n%s", buildErr, built)
+	path := pluginproc.BuildBinary(t, binDir, "CGO_ENABLED=0", "GOFLAGS="+strings.TrimSpace(os.Getenv("GOFLAGS")+" -trimpath"))
+	readOnce.Do(func() { built, readErr = os.ReadFile(path) })
+	if readErr != nil {
+		t.Fatal(readErr)
 	}
 	return built
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -245,7 +246,7 @@ type runner struct {
 	m       machine
 
 	pl      *pluginproc.Proc
-	logs    *ring
+	logs    *pluginproc.Logs
 	bin     *binaryHost
 	rtDown  bool
 	nextPod int
@@ -318,7 +319,7 @@ func newRunner(o Options) (*runner, error) {
 	}
 	r := &runner{
 		o: o, rng: rand.New(rand.NewSource(o.Seed)), base: o.Machine, spec: o.Machine,
-		podMap: map[string]*mockruntime.Pod{}, logs: newRing(64 << 10),
+		podMap: map[string]*mockruntime.Pod{}, logs: &pluginproc.Logs{Max: 64 << 10},
 	}
 	r.rep = Report{Seed: o.Seed, Machine: o.Machine.Name, OpCounts: map[string]int{}, FaultCounts: map[string]int{}, Outcomes: map[string]int{}}
 	var err error
@@ -425,7 +426,7 @@ func (r *runner) note(format string, args ...any) {
 func (r *runner) report() *Report {
 	rep := r.rep
 	rep.Steps = r.rt.Steps()
-	rep.Syncs = r.chk.Stats().Syncs
+	rep.Syncs = r.chk.Syncs()
 	r.latMu.Lock()
 	rep.CreateHandler, rep.CreateRoundTrip = r.handler.summary(), r.roundTrip.summary()
 	rep.HandlerExclusive, rep.HandlerOther = r.handlerBy[0].summary(), r.handlerBy[1].summary()
@@ -679,7 +680,7 @@ func (r *runner) crossCheck() {
 		if !ci.Live() {
 			continue // exited without the plugin being told
 		}
-		if !sameCPUs(ci.Cpus, pc.CPUs) {
+		if !invariants.SameCPUs(ci.Cpus, pc.CPUs) {
 			r.fail("plugin view: %s has cpus %q, the runtime says %q", pc.ID, pc.CPUs, ci.Cpus)
 		}
 	}
@@ -823,7 +824,8 @@ func (r *runner) oneOp() {
 	r.opRunPod()
 }
 
-func ifElse(c bool, a, b int) int {
+// ifElse is c ? a : b.
+func ifElse[T any](c bool, a, b T) T {
 	if c {
 		return a
 	}
@@ -901,7 +903,7 @@ func (r *runner) create(c *ctr) {
 		v := r.chk.Judge(r.rt.Snapshot())
 		want, _ = predictCreate(r.m, r.cfg, r.chk, pod, ci, v.Held)
 	}
-	r.note("CreateContainer %s (%s %dm, predicted %s)", c.c.ID, pod.QoS, c.c.Spec.CPURequestMilli, ifStr(down, "plugin down", want.String()))
+	r.note("CreateContainer %s (%s %dm, predicted %s)", c.c.ID, pod.QoS, c.c.Spec.CPURequestMilli, ifElse(down, "plugin down", want.String()))
 	if !down && want == outFallback {
 		r.chk.ExpectFallback(c.c.ID)
 	}
@@ -951,7 +953,7 @@ func (r *runner) create(c *ctr) {
 	}
 	v := r.chk.Judge(r.rt.Snapshot())
 	_, excl := v.Exclusive[c.c.ID]
-	fb := slicesContains(v.Fallbacks, c.c.ID)
+	fb := slices.Contains(v.Fallbacks, c.c.ID)
 	switch {
 	case want == outExclusive && !excl:
 		r.fail("CreateContainer %s: expected exclusive CPUs, got cpus %q (fallback %v)", c.c.ID, cpus, fb)
@@ -960,22 +962,6 @@ func (r *runner) create(c *ctr) {
 	case want == outShared && excl:
 		r.fail("CreateContainer %s: expected the shared pool, got exclusive cpus %q", c.c.ID, cpus)
 	}
-}
-
-func slicesContains(s []string, x string) bool {
-	for _, v := range s {
-		if v == x {
-			return true
-		}
-	}
-	return false
-}
-
-func ifStr(c bool, a, b string) string {
-	if c {
-		return a
-	}
-	return b
 }
 
 func (r *runner) opStart() bool {
@@ -1109,7 +1095,7 @@ func (r *runner) opRestartContainer() bool {
 		return false
 	}
 	overlap := r.rng.Intn(2) == 0
-	r.count(ifStr(overlap, "RestartContainer(overlapping)", "RestartContainer"))
+	r.count(ifElse(overlap, "RestartContainer(overlapping)", "RestartContainer"))
 	nc := &ctr{c: c.pod.pod.AddContainer(c.c.Spec), pod: c.pod}
 	c.pod.ctrs = append(c.pod.ctrs, nc)
 	r.note("restart %s as %s (overlapping %v)", c.c.ID, nc.c.ID, overlap)
@@ -1167,7 +1153,7 @@ func (r *runner) opUpdate() bool {
 		}
 		return true
 	}
-	if after, _ := r.rt.Container(c.c.ID); !r.chk.IsSettling() && !sameCPUs(after.Cpus, before.Cpus) {
+	if after, _ := r.rt.Container(c.c.ID); !r.chk.IsSettling() && !invariants.SameCPUs(after.Cpus, before.Cpus) {
 		r.fail("UpdateContainer %s: cpus %q became %q", c.c.ID, before.Cpus, after.Cpus)
 	}
 	return true
@@ -1286,7 +1272,7 @@ func (r *runner) kill() {
 // plugin starts and must repair everything in its Synchronize.
 func (r *runner) faultKillPlugin() {
 	midRequest := r.rng.Intn(3) == 0
-	r.countFault(ifStr(midRequest, "kill-plugin(mid-request)", "kill-plugin"))
+	r.countFault(ifElse(midRequest, "kill-plugin(mid-request)", "kill-plugin"))
 	r.note("kill the plugin (mid-request %v)", midRequest)
 	if midRequest {
 		r.chk.PluginDown()
@@ -1445,7 +1431,7 @@ func (r *runner) changeMachine() {
 	if err != nil {
 		return // the configuration does not fit: keep the machine
 	}
-	r.countFault(ifStr(spec.Offline != "", "cpus-offline", "cpus-online"))
+	r.countFault(ifElse(spec.Offline != "", "cpus-offline", "cpus-online"))
 	r.note("the machine now has CPUs %q offline", spec.Offline)
 	r.spec, r.topo, r.m = spec, topo, m
 	if err := r.chk.SetMachine(topo); err != nil {

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
+
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/numaspread/numaspread/test/pluginproc"
 	"github.com/numaspread/numaspread/topology/synth"
 )
 
@@ -135,14 +136,7 @@ func TestChurnBinary(t *testing.T) {
 		t.Skip("CHURN_BINARY not set")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "numaspread")
-	goTool, err := exec.LookPath("go") // go test puts $GOROOT/bin first in PATH
-	if err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command(goTool, "build", "-o", bin, "github.com/numaspread/numaspread/cmd/numaspread").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := pluginproc.BuildBinary(t, dir)
 	s := seed(t)
 	ops := envInt(t, "CHURN_OPS", opsDefault(400)) / 2
 	for i, m := range []synth.Spec{synth.SmallTwoNode(), synth.FourNode()} {

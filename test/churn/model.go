@@ -335,7 +335,7 @@ func (pr syncPrediction) verify(m machine, v invariants.Verdict, s mockruntime.S
 		if !ok || !ci.Live() {
 			continue
 		}
-		if !sameCPUs(ci.Cpus, want) {
+		if !invariants.SameCPUs(ci.Cpus, want) {
 			problems = append(problems, fmt.Sprintf("%s reported valid CPUs %s at Synchronize, which were not kept (now %q)", id, want, ci.Cpus))
 		}
 		if cpus, ok := v.Exclusive[id]; ok {
@@ -356,10 +356,4 @@ func (pr syncPrediction) verify(m machine, v invariants.Verdict, s mockruntime.S
 		}
 	}
 	return problems
-}
-
-func sameCPUs(a, b string) bool {
-	ma, err1 := topology.ParseMask(a)
-	mb, err2 := topology.ParseMask(b)
-	return err1 == nil && err2 == nil && ma.Equals(mb)
 }

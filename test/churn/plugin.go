@@ -4,10 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
 	"time"
-
-	"github.com/sirupsen/logrus"
 
 	"github.com/numaspread/numaspread/config"
 	"github.com/numaspread/numaspread/plugin"
@@ -16,48 +13,13 @@ import (
 	"github.com/numaspread/numaspread/topology/synth"
 )
 
-// ring keeps the last bytes written to it: plugin logs, for failure reports.
-type ring struct {
-	mu  sync.Mutex
-	buf []byte
-	max int
-}
-
-func newRing(max int) *ring { return &ring{max: max} }
-
-func (r *ring) Write(p []byte) (int, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.buf = append(r.buf, p...)
-	if over := len(r.buf) - r.max; over > 0 {
-		r.buf = append(r.buf[:0], r.buf[over:]...)
-	}
-	return len(p), nil
-}
-
-func (r *ring) String() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return string(r.buf)
-}
-
 // startInProcess runs a new plugin.Plugin on a goroutine (see
 // pluginproc.InProcess for what killing it looks like to the runtime).
-func startInProcess(socket string, topo *topology.Topology, cfg config.Config, obs plugin.Observer, logs *ring) (*pluginproc.Proc, error) {
-	log := logrus.New()
-	log.SetOutput(logs)
-	log.SetLevel(logrus.InfoLevel)
-	p, err := plugin.New(topo, cfg, log)
-	if err != nil {
-		return nil, fmt.Errorf("plugin.New: %w", err)
-	}
-	if obs != nil {
-		p.SetObserver(obs)
-	}
-	return pluginproc.InProcess(p, plugin.RunOptions{
-		Socket: socket, Name: "numaspread", Index: "90",
+func startInProcess(socket string, topo *topology.Topology, cfg config.Config, obs plugin.Observer, logs *pluginproc.Logs) (*pluginproc.Proc, error) {
+	return pluginproc.Start(topo, cfg, pluginproc.Options{Level: "info", Observer: obs, Logs: logs, RunOptions: plugin.RunOptions{
+		Socket:     socket,
 		MinBackoff: 2 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
-	}, logs), nil
+	}})
 }
 
 // binaryHost runs the numaspread binary: one sysfs tree per machine
@@ -68,7 +30,7 @@ type binaryHost struct {
 	starts      int
 }
 
-func (h *binaryHost) start(socket string, spec synth.Spec, cfgText string, logs *ring) (*pluginproc.Proc, error) {
+func (h *binaryHost) start(socket string, spec synth.Spec, cfgText string, logs *pluginproc.Logs) (*pluginproc.Proc, error) {
 	if h.sysfs == nil {
 		h.sysfs = map[string]string{}
 	}
@@ -85,5 +47,7 @@ func (h *binaryHost) start(socket string, spec synth.Spec, cfgText string, logs 
 	if err := os.WriteFile(cfgFile, []byte(cfgText), 0o644); err != nil {
 		return nil, err
 	}
-	return pluginproc.Binary(h.binary, []string{"run", "--socket", socket, "--sysfs", dir, "--config", cfgFile, "--log-level", "info"}, logs)
+	return pluginproc.Binary(h.binary, pluginproc.BinaryArgs(pluginproc.BinaryOptions{
+		Socket: socket, Sysfs: dir, Config: cfgFile, Level: "info",
+	}), logs)
 }

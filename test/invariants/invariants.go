@@ -121,15 +121,7 @@ type Checker struct {
 
 	last  Verdict                  // of the previous snapshot
 	masks map[string]topology.Mask // parse cache
-	stats Stats
-}
-
-// Stats counts what the checker has seen.
-type Stats struct {
-	Steps      int // snapshots judged
-	Violations int // snapshots with at least one problem
-	InWindow   int // snapshots judged while a window was open
-	Syncs      int // successful Synchronize steps
+	syncs int                      // successful Synchronize steps judged
 }
 
 // New returns a checker for the machine topo under cfg.
@@ -240,7 +232,6 @@ func (c *Checker) TrySettle(s mockruntime.Snapshot) bool {
 	v := c.judgeLocked(s)
 	if len(v.Problems) > 0 {
 		c.settling, c.racy = settling, racy
-		c.stats.Violations-- // not a violation: the window stays open
 		return false
 	}
 	c.settleBase = nil
@@ -297,14 +288,6 @@ func (c *Checker) InferFallbacks() {
 	c.infer = true
 }
 
-// IsFallback reports whether a container was declared a fallback.
-func (c *Checker) IsFallback(id string) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	_, ok := c.fallback[id]
-	return ok
-}
-
 // ExpectExclusive undoes ExpectFallback.
 func (c *Checker) ExpectExclusive(id string) {
 	c.mu.Lock()
@@ -355,11 +338,11 @@ func (c *Checker) Machine() (*topology.Topology, config.Config) {
 	return c.topo, c.cfg
 }
 
-// Stats returns the counts so far.
-func (c *Checker) Stats() Stats {
+// Syncs returns the number of successful Synchronize steps judged so far.
+func (c *Checker) Syncs() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.stats
+	return c.syncs
 }
 
 // Entitlement is the number of exclusive CPUs the rules give a container
@@ -431,13 +414,9 @@ func (c *Checker) judgeLocked(s mockruntime.Snapshot) Verdict {
 		clear(c.unchecked)
 		clear(c.grandfathered)
 		clear(c.exited)
-		c.stats.Syncs++
+		c.syncs++
 	}
-	c.stats.Steps++
 	window := c.down || c.settling
-	if window {
-		c.stats.InWindow++
-	}
 	v := Verdict{Step: s.Step, Roles: map[string]Role{}, Exclusive: map[string]topology.Mask{}, Window: window}
 	fail := func(format string, args ...any) { v.Problems = append(v.Problems, fmt.Sprintf(format, args...)) }
 
@@ -649,11 +628,16 @@ func (c *Checker) judgeLocked(s mockruntime.Snapshot) Verdict {
 			fail("C3: %s: shared container has cpus %s, the shared pool is %s", sc.ci.ID, sc.ci.Cpus, v.Pool)
 		}
 	}
-	if len(v.Problems) > 0 {
-		c.stats.Violations++
-	}
 	c.last = v
 	return v
+}
+
+// SameCPUs reports whether two cpulists name the same CPUs (false when
+// either does not parse).
+func SameCPUs(a, b string) bool {
+	ma, err1 := topology.ParseMask(a)
+	mb, err2 := topology.ParseMask(b)
+	return err1 == nil && err2 == nil && ma.Equals(mb)
 }
 
 // mostCommon returns the key with the highest count (at least min; ties

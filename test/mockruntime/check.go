@@ -38,16 +38,6 @@ type Violation struct {
 
 func (v Violation) String() string { return fmt.Sprintf("after %v: %v", v.Step, v.Err) }
 
-// AfterEachStep adds an invariant check that runs after every request,
-// every Synchronize and every unsolicited update, also after failed
-// requests. Violations are recorded, not returned by the request: read them
-// with Violations (NewForTest reports them at cleanup).
-func (r *Runtime) AfterEachStep(fn CheckFunc) {
-	r.checkMu.Lock()
-	defer r.checkMu.Unlock()
-	r.checks = append(r.checks, fn)
-}
-
 // Violations returns all recorded invariant violations.
 func (r *Runtime) Violations() []Violation {
 	r.checkMu.Lock()
@@ -66,7 +56,7 @@ func (r *Runtime) TakeViolations() []Violation {
 }
 
 // FailedUpdates returns the container updates the model could not apply
-// (the most recent 256; FailedUpdateCount counts them all).
+// (the most recent maxFailedUpdates, 256).
 func (r *Runtime) FailedUpdates() []FailedUpdate {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -126,9 +116,7 @@ func (r *Runtime) notifyLocked() {
 // model is copied only when there are checks to run: at 1000 containers a
 // copy costs about as much as the request itself.
 func (r *Runtime) step(op, id string, err error) {
-	r.checkMu.Lock()
-	checks := len(r.checks)
-	r.checkMu.Unlock()
+	checks := len(r.checks) // fixed at New
 
 	r.mu.Lock()
 	r.steps++
@@ -158,19 +146,10 @@ const maxFailedUpdates = 256
 
 // recordFailedLocked remembers a failed update; the caller holds r.mu.
 func (r *Runtime) recordFailedLocked(f FailedUpdate) {
-	r.nFailed++
 	if len(r.failed) == maxFailedUpdates {
 		r.failed = append(r.failed[:0], r.failed[1:]...)
 	}
 	r.failed = append(r.failed, f)
-}
-
-// FailedUpdateCount is the number of container updates the model could not
-// apply since the runtime was created (FailedUpdates keeps the last 1024).
-func (r *Runtime) FailedUpdateCount() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.nFailed
 }
 
 // Steps is the number of steps recorded so far.

@@ -1,74 +1,40 @@
 package mockruntime
 
-// The kubelet's arithmetic (pkg/kubelet/cm, pkg/kubelet/qos), so the values
-// the plugin sees are the ones a real node would send.
+import "github.com/numaspread/numaspread/test/kubelet"
+
+// The kubelet's arithmetic (test/kubelet), so the values the plugin sees
+// are the ones a real node would send.
 
 const (
-	minShares    = 2
-	maxShares    = 262144
-	sharesPerCPU = 1024
-	milliPerCPU  = 1000
+	minShares = kubelet.MinShares
 	// QuotaPeriod is the CFS period the kubelet sets, in microseconds.
-	QuotaPeriod = 100000
-	minQuota    = 1000
-
-	guaranteedOOMScoreAdj = -997
-	besteffortOOMScoreAdj = 1000
+	QuotaPeriod = kubelet.QuotaPeriod
 	// DefaultNodeMemory is the machine memory used for Burstable
 	// oom_score_adj unless Node.MemoryBytes says otherwise.
 	DefaultNodeMemory = 64 << 30
 )
 
 // CPUShares is the kubelet's MilliCPUToShares: a request of 0 (none) gives
-// the minimum, 2.
+// the minimum, 2; the most is 262144.
 func CPUShares(milliCPU int64) uint64 {
-	if milliCPU <= 0 {
-		return minShares
-	}
-	shares := milliCPU * sharesPerCPU / milliPerCPU
-	switch {
-	case shares < minShares:
-		return minShares
-	case shares > maxShares:
-		return maxShares
-	}
-	return uint64(shares)
+	return uint64(kubelet.MilliCPUToShares(milliCPU))
 }
 
 // CPUQuota is the kubelet's milliCPUToQuota: 0 (no limit) for no limit,
 // otherwise at least 1000µs.
 func CPUQuota(milliCPU int64) int64 {
-	if milliCPU <= 0 {
-		return 0
-	}
-	quota := milliCPU * QuotaPeriod / milliPerCPU
-	if quota < minQuota {
-		return minQuota
-	}
-	return quota
+	return kubelet.MilliCPUToQuota(milliCPU, QuotaPeriod)
 }
 
 // OOMScoreAdj is the kubelet's GetContainerOOMScoreAdjust for a regular
 // container: -997 Guaranteed, 1000 BestEffort, and for Burstable
-// 1000 - 1000*memoryRequest/nodeMemory kept inside [3, 999].
+// 1000 - 1000*memoryRequest/nodeMemory kept inside [3, 999]. nodeMemory 0
+// means DefaultNodeMemory.
 func OOMScoreAdj(qos QoSClass, memoryRequest, nodeMemory int64) int {
-	switch qos {
-	case Guaranteed:
-		return guaranteedOOMScoreAdj
-	case BestEffort:
-		return besteffortOOMScoreAdj
-	}
 	if nodeMemory <= 0 {
 		nodeMemory = DefaultNodeMemory
 	}
-	adj := 1000 - (1000*memoryRequest)/nodeMemory
-	if adj < 1000+guaranteedOOMScoreAdj {
-		return 1000 + guaranteedOOMScoreAdj
-	}
-	if adj >= besteffortOOMScoreAdj {
-		return besteffortOOMScoreAdj - 1
-	}
-	return int(adj)
+	return int(kubelet.OOMScoreAdj(string(qos), memoryRequest, nodeMemory))
 }
 
 // podTotals is the kubelet's PodRequests/PodLimits: the larger of the sum

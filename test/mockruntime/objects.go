@@ -115,12 +115,6 @@ func (p *Pod) WithAnnotation(key, value string) *Pod {
 	return p
 }
 
-// WithLabel sets a pod label.
-func (p *Pod) WithLabel(key, value string) *Pod {
-	p.Labels[key] = value
-	return p
-}
-
 // AddContainer adds a container built from spec, with Kubernetes defaulting
 // for the pod's QoS class. Adding a name that already exists models a
 // container restart: a new attempt with a new ID; Container(name) then

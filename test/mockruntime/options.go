@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/containerd/nri/pkg/adaptation"
 	"github.com/containerd/nri/pkg/api"
 )
 
@@ -16,35 +15,16 @@ type preinstalled struct {
 }
 
 type config struct {
-	name, version       string
-	node                Node
-	preinstalled        []preinstalled
-	requestTimeout      time.Duration
-	registrationTimeout time.Duration
-	shuffleSeed         *int64
-	checks              []CheckFunc
-	nriOptions          []adaptation.Option
-	roundTrip           func(op string, took time.Duration)
+	node           Node
+	preinstalled   []preinstalled
+	requestTimeout time.Duration
+	shuffleSeed    *int64
+	checks         []CheckFunc
+	roundTrip      func(op string, took time.Duration)
 }
 
-// WithRuntimeName sets the runtime name and version plugins see in
-// Configure (default "mockruntime" "v0.0.0").
-func WithRuntimeName(name, version string) Option {
-	return func(c *config) error {
-		c.name, c.version = name, version
-		return nil
-	}
-}
-
-// WithNode sets the node properties the NRI objects are built with.
-func WithNode(n Node) Option {
-	return func(c *config) error {
-		c.node = n
-		return nil
-	}
-}
-
-// WithSystemdCgroups uses the systemd cgroup driver's naming.
+// WithSystemdCgroups uses the kubelet's systemd cgroup driver naming
+// (Node.SystemdCgroups).
 func WithSystemdCgroups() Option {
 	return func(c *config) error {
 		c.node.SystemdCgroups = true
@@ -82,18 +62,6 @@ func WithRequestTimeout(d time.Duration) Option {
 	}
 }
 
-// WithRegistrationTimeout sets NRI's plugin registration timeout
-// (default 5s); process-wide like WithRequestTimeout.
-func WithRegistrationTimeout(d time.Duration) Option {
-	return func(c *config) error {
-		if d <= 0 {
-			return fmt.Errorf("registration timeout %v: must be > 0", d)
-		}
-		c.registrationTimeout = d
-		return nil
-	}
-}
-
 // WithShuffledSync hands pods and containers to Synchronize in a random
 // order (from seed) instead of creation order. Real runtimes list them
 // from maps; a plugin must not depend on the order.
@@ -104,19 +72,13 @@ func WithShuffledSync(seed int64) Option {
 	}
 }
 
-// WithCheck adds an invariant check; see Runtime.AfterEachStep.
+// WithCheck adds an invariant check that runs after every request, every
+// Synchronize and every unsolicited update, also after failed requests.
+// Violations are recorded, not returned by the request: read them with
+// Violations (NewForTest reports them at cleanup).
 func WithCheck(fn CheckFunc) Option {
 	return func(c *config) error {
 		c.checks = append(c.checks, fn)
-		return nil
-	}
-}
-
-// WithAdaptationOptions passes extra options to adaptation.New, e.g.
-// adaptation.WithBuiltinPlugins to simulate a rival plugin.
-func WithAdaptationOptions(opts ...adaptation.Option) Option {
-	return func(c *config) error {
-		c.nriOptions = append(c.nriOptions, opts...)
 		return nil
 	}
 }

@@ -46,13 +46,12 @@ type Runtime struct {
 	lastTime int64
 	steps    int
 	failed   []FailedUpdate // the most recent maxFailedUpdates
-	nFailed  int            // every failed update ever
 	changed  chan struct{}
 	shuffle  *rand.Rand
 	syncErrs []error // external plugin syncs WaitForSync has not returned for yet, in order
 
-	checkMu    sync.Mutex
-	checks     []CheckFunc
+	checks     []CheckFunc // fixed at New
+	checkMu    sync.Mutex  // serializes the checks; guards violations
 	violations []Violation
 
 	// roundTrip, if set, is told how long each adaptation call took.
@@ -63,7 +62,7 @@ type Runtime struct {
 // are limited to ~108 bytes, which t.TempDir() easily exceeds). Call Start
 // to begin serving and Close to clean up.
 func New(opts ...Option) (*Runtime, error) {
-	cfg := config{name: "mockruntime", version: "v0.0.0"}
+	var cfg config
 	for _, o := range opts {
 		if err := o(&cfg); err != nil {
 			return nil, err
@@ -97,9 +96,6 @@ func New(opts ...Option) (*Runtime, error) {
 
 // SocketPath is the NRI socket external plugins connect to.
 func (r *Runtime) SocketPath() string { return r.socket }
-
-// Dir is the runtime's temp directory (plugins/, conf.d/, sockets).
-func (r *Runtime) Dir() string { return r.dir }
 
 // Node returns the node properties NRI objects are built with.
 func (r *Runtime) Node() Node { return r.cfg.node }
@@ -162,15 +158,11 @@ func (r *Runtime) Start() error {
 	if r.cfg.requestTimeout > 0 {
 		adaptation.SetPluginRequestTimeout(r.cfg.requestTimeout)
 	}
-	if r.cfg.registrationTimeout > 0 {
-		adaptation.SetPluginRegistrationTimeout(r.cfg.registrationTimeout)
-	}
-	opts := append([]adaptation.Option{
+	// The runtime name and version plugins see in Configure.
+	a, err := adaptation.New("mockruntime", "v0.0.0", r.synchronize, r.update,
 		adaptation.WithPluginPath(r.pluginDir()),
 		adaptation.WithPluginConfigPath(r.confDir()),
-		adaptation.WithSocketPath(r.backend),
-	}, r.cfg.nriOptions...)
-	a, err := adaptation.New(r.cfg.name, r.cfg.version, r.synchronize, r.update, opts...)
+		adaptation.WithSocketPath(r.backend))
 	if err != nil {
 		return err
 	}
@@ -215,15 +207,12 @@ func (r *Runtime) Restart() error {
 	return r.Start()
 }
 
-// Close stops the runtime, restores NRI's process-wide timeouts if this
-// runtime changed them, and removes the temp directory.
+// Close stops the runtime, restores NRI's process-wide request timeout if
+// this runtime changed it, and removes the temp directory.
 func (r *Runtime) Close() error {
 	r.Stop()
 	if r.cfg.requestTimeout > 0 {
 		adaptation.SetPluginRequestTimeout(adaptation.DefaultPluginRequestTimeout)
-	}
-	if r.cfg.registrationTimeout > 0 {
-		adaptation.SetPluginRegistrationTimeout(adaptation.DefaultPluginRegistrationTimeout)
 	}
 	return os.RemoveAll(r.dir)
 }

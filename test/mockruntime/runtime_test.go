@@ -109,6 +109,42 @@ func TestModelFollowsEveryUpdatePath(t *testing.T) {
 	}
 }
 
+// TestUpdateContainerWithoutPlugin: with no plugin connected, nothing
+// supersedes a CRI UpdateContainerResources: its resources land as asked,
+// field by field (an empty field leaves the current value).
+func TestUpdateContainerWithoutPlugin(t *testing.T) {
+	rt := mockruntime.NewForTest(t)
+	pod := mockruntime.BurstablePod("web", mockruntime.ContainerSpec{Name: "a", CPURequestMilli: 500})
+	a := pod.Container("a")
+	must(t, rt.RunPod(pod))
+	c, m, err := rt.CreateContainer(pod, a)
+	must(t, err)
+	if c != "" || m != "" {
+		t.Fatalf("CreateContainer with no plugin = %q/%q, want no cpuset", c, m)
+	}
+	must(t, rt.StartContainer(a))
+
+	must(t, rt.UpdateContainer(a, &api.LinuxResources{Cpu: &api.LinuxCPU{Cpus: "5"}}))
+	if got := cpus(t, rt, a); got != "5/" {
+		t.Errorf("a after UpdateContainer(cpus 5) = %s, want 5/", got)
+	}
+	must(t, rt.UpdateContainer(a, &api.LinuxResources{Cpu: &api.LinuxCPU{Mems: "1"}}))
+	if got := cpus(t, rt, a); got != "5/1" {
+		t.Errorf("a after UpdateContainer(mems 1) = %s, want 5/1", got)
+	}
+	if f := rt.FailedUpdates(); len(f) != 0 {
+		t.Errorf("FailedUpdates = %+v, want none", f)
+	}
+	// A stopped container takes no update.
+	must(t, rt.StopContainer(a))
+	if err := rt.UpdateContainer(a, &api.LinuxResources{Cpu: &api.LinuxCPU{Cpus: "6"}}); err == nil {
+		t.Error("UpdateContainer of a stopped container succeeded")
+	}
+	if got := cpus(t, rt, a); got != "5/1" {
+		t.Errorf("a after a refused update = %s, want 5/1", got)
+	}
+}
+
 func TestSynchronizeSeesCurrentCpusets(t *testing.T) {
 	rt := mockruntime.NewForTest(t)
 	pod := mockruntime.BurstablePod("old", mockruntime.ContainerSpec{Name: "a", CPURequestMilli: 500})

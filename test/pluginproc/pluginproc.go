@@ -3,6 +3,10 @@
 // inspection) or as the built binary. Both sit behind one handle that can be
 // waited on and killed as abruptly as SIGKILL, so a test suite runs every
 // scenario both ways with the same code.
+//
+// Start builds and runs the in-process plugin; BuildBinary builds the
+// binary and BinaryArgs gives its command line; Logs collects either's
+// output for failure reports.
 package pluginproc
 
 import (

@@ -3,7 +3,6 @@ package suite
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -12,11 +11,11 @@ import (
 
 	"github.com/containerd/nri/pkg/adaptation"
 	"github.com/containerd/nri/pkg/api"
-	"github.com/sirupsen/logrus"
 
 	"github.com/numaspread/numaspread/config"
 	"github.com/numaspread/numaspread/plugin"
 	"github.com/numaspread/numaspread/test/mockruntime"
+	"github.com/numaspread/numaspread/test/pluginproc"
 	"github.com/numaspread/numaspread/topology/synth"
 )
 
@@ -137,24 +136,13 @@ func (r *bareRuntime) remove(ctx context.Context, sb *api.PodSandbox, c *api.Con
 // (Configure done) to that point.
 func (r *bareRuntime) connect(b *testing.B, cfg config.Config, obs plugin.Observer) (*plugin.Plugin, func(), time.Duration) {
 	b.Helper()
-	log := logrus.New()
-	log.SetOutput(io.Discard)
-	p, err := plugin.New(synth.EightNode512().MustTopology(), cfg, log)
+	connected := make(chan time.Time, 1)
+	pr, err := pluginproc.Start(synth.EightNode512().MustTopology(), cfg, pluginproc.Options{Observer: obs,
+		RunOptions: plugin.RunOptions{Socket: r.socket, OnConnected: func() { connected <- time.Now() }}})
 	if err != nil {
 		b.Fatal(err)
 	}
-	if obs != nil {
-		p.SetObserver(obs)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	connected := make(chan time.Time, 1)
-	go func() {
-		defer close(done)
-		_ = p.Run(ctx, plugin.RunOptions{Socket: r.socket, Name: "numaspread", Index: "90",
-			OnConnected: func() { connected <- time.Now() }})
-	}()
-	stop := func() { cancel(); <-done }
+	p, stop := pr.Plugin, pr.Kill
 	deadline := time.Now().Add(15 * time.Second)
 	for !p.Synced() {
 		if time.Now().After(deadline) {

@@ -24,8 +24,9 @@ import (
 // BenchmarkAdaptation* (bench_adaptation_test.go) through a bare
 // adaptation, without the mock runtime's bookkeeping.
 //
-//	go test ./test/suite/ -run '^$' -bench CreateContainer -benchtime 500x
-//	go test ./test/suite/ -run '^$' -bench Synchronize -benchtime 50x
+// docs/performance.md gives their figures, from
+//
+//	go test ./test/suite/ -run '^$' -bench 'CreateContainer|Synchronize' -benchtime 300x -count 3
 
 // populate starts the plugin and n live containers, exclusive ones first
 // (so that setup does not pay for pool updates), and returns their pods.
@@ -40,17 +41,7 @@ func populate(b *testing.B, n int) (*env, []*mockruntime.Pod) {
 		} else {
 			p = burstablePod(fmt.Sprintf("shared-%d", i))
 		}
-		if err := e.rt.RunPod(p); err != nil {
-			b.Fatal(err)
-		}
-		c := p.Container("app")
-		if _, _, err := e.rt.CreateContainer(p, c); err != nil {
-			b.Fatalf("creating live container %d: %v", i, err)
-		}
-		if err := e.rt.StartContainer(c); err != nil {
-			b.Fatal(err)
-		}
-		pods = append(pods, p)
+		pods = append(pods, e.launch(p))
 	}
 	return e, pods
 }

@@ -20,7 +20,7 @@ import (
 // naming the file, the line and the key. (Binary only: it is about the
 // command.)
 func TestBadConfigFile(t *testing.T) {
-	requireMode(t, binary)
+	binPath := binaryPath(t)
 	sysfs := filepath.Join(t.TempDir(), "sysfs")
 	if err := synth.SmallTwoNode().WriteDir(sysfs); err != nil {
 		t.Fatal(err)
@@ -78,7 +78,7 @@ func TestBadConfigFile(t *testing.T) {
 // directory, with no arguments, configured by the conf.d text it receives
 // in Configure (here: the packed policy and the synthetic machine).
 func TestPreinstalled(t *testing.T) {
-	requireMode(t, binary)
+	binPath := binaryPath(t)
 	sysfs := filepath.Join(t.TempDir(), "sysfs")
 	if err := synth.SmallTwoNode().WriteDir(sysfs); err != nil {
 		t.Fatal(err)

@@ -1,12 +1,9 @@
 package suite
 
 import (
-	"bytes"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -24,12 +21,9 @@ import (
 	"github.com/numaspread/numaspread/topology/synth"
 )
 
-// The numaspread binary, built once per test binary by TestMain. binPath is
-// empty when the build failed; buildErr then says why.
-var (
-	binPath  string
-	buildErr error
-)
+// binDir holds the numaspread binary, built by the first binary-mode test
+// (pluginproc.BuildBinary) and removed by TestMain.
+var binDir string
 
 func TestMain(m *testing.M) {
 	// The NRI adaptation (the runtime side) logs through the standard
@@ -42,46 +36,11 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	binPath, buildErr = buildBinary(dir)
+	binDir = dir
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
-
-// buildBinary runs go build ./cmd/numaspread into dir.
-func buildBinary(dir string) (string, error) {
-	// go test puts $GOROOT/bin first in PATH.
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		return "", fmt.Errorf("go build ./cmd/numaspread: %w", err)
-	}
-	out := filepath.Join(dir, "numaspread")
-	cmd := exec.Command(goTool, "build", "-o", out, "github.com/numaspread/numaspread/cmd/numaspread")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/numaspread: %v\n%s", err, b)
-	}
-	return out, nil
-}
-
-// statSources stats every Go source file and go.mod/go.sum of the module.
-// go test caches a passing result keyed on the files the test process
-// touches while tests run (not in TestMain before m.Run); the binary is
-// built by a child process, so without this a change under cmd/ would not
-// invalidate a cached pass.
-var statSources = sync.OnceFunc(func() {
-	root := filepath.Join("..", "..")
-	_ = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		switch {
-		case err != nil:
-			return nil
-		case d.IsDir() && path != root && (strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata"):
-			return filepath.SkipDir
-		case !d.IsDir() && (strings.HasSuffix(path, ".go") || d.Name() == "go.mod" || d.Name() == "go.sum"):
-			_, _ = os.Stat(path)
-		}
-		return nil
-	})
-})
 
 // mode is how the plugin under test runs.
 type mode string
@@ -104,12 +63,19 @@ func bothModes(t *testing.T, fn func(t *testing.T, m mode)) {
 	}
 }
 
+// requireMode prepares mode m: binary mode builds the binary (once) and
+// fails the test if that fails.
 func requireMode(t testing.TB, m mode) {
 	t.Helper()
-	statSources()
-	if m == binary && binPath == "" {
-		t.Skipf("binary mode skipped: building the binary failed: %v", buildErr)
+	if m == binary {
+		binaryPath(t)
 	}
+}
+
+// binaryPath returns the numaspread binary, built on first use.
+func binaryPath(t testing.TB) string {
+	t.Helper()
+	return pluginproc.BuildBinary(t, binDir)
 }
 
 // setup is a scenario's machine and configuration.
@@ -234,27 +200,20 @@ func (e *env) killPlugin() {
 // set, is its RunOptions.OnConnected.
 func (e *env) startInProcess(onConnected func()) *pluginproc.Proc {
 	e.t.Helper()
-	buf := &lockedBuffer{}
-	log := logrus.New()
-	log.SetOutput(buf)
+	logs := &pluginproc.Logs{}
+	o := pluginproc.Options{Level: e.logLevel, Logs: logs, RunOptions: plugin.RunOptions{
+		Socket:     e.rt.SocketPath(),
+		MinBackoff: 5 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
+		OnConnected: onConnected,
+	}}
 	if e.bench {
-		log.SetOutput(io.Discard)
+		o.Logs = io.Discard
 	}
-	level, err := logrus.ParseLevel(e.logLevel)
+	pr, err := pluginproc.Start(e.topo, e.cfg, o)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	log.SetLevel(level)
-	p, err := plugin.New(e.topo, e.cfg, log)
-	if err != nil {
-		e.t.Fatalf("plugin.New: %v", err)
-	}
-	e.addLogs(buf.String)
-	pr := pluginproc.InProcess(p, plugin.RunOptions{
-		Socket: e.rt.SocketPath(), Name: "numaspread", Index: "90",
-		MinBackoff: 5 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
-		OnConnected: onConnected,
-	}, buf)
+	e.addLogs(logs.String)
 	e.t.Cleanup(pr.Kill)
 	return pr
 }
@@ -262,9 +221,10 @@ func (e *env) startInProcess(onConnected func()) *pluginproc.Proc {
 func (e *env) startBinary() *pluginproc.Proc {
 	e.t.Helper()
 	logFile := filepath.Join(e.dir, fmt.Sprintf("plugin-%d.log", e.starts))
-	out := &lockedBuffer{}
-	pr, err := pluginproc.Binary(binPath, []string{"run", "--socket", e.rt.SocketPath(), "--sysfs", e.sysfs,
-		"--config", e.cfgFile, "--log-level", e.logLevel, "--log-file", logFile}, out)
+	out := &pluginproc.Logs{}
+	pr, err := pluginproc.Binary(binaryPath(e.t), pluginproc.BinaryArgs(pluginproc.BinaryOptions{
+		Socket: e.rt.SocketPath(), Sysfs: e.sysfs, Config: e.cfgFile, Level: e.logLevel, LogFile: logFile,
+	}), out)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -421,7 +381,7 @@ func (e *env) reserved() topology.Mask {
 func (e *env) expect(id, cpus, mems string) {
 	e.t.Helper()
 	c := e.ctr(id)
-	if !sameMask(c.Cpus, cpus) || (mems != "" && !sameMask(c.Mems, mems)) {
+	if !invariants.SameCPUs(c.Cpus, cpus) || (mems != "" && !invariants.SameCPUs(c.Mems, mems)) {
 		e.fatalf("%s: cpus %q mems %q, want cpus %q mems %q", id, c.Cpus, c.Mems, cpus, mems)
 	}
 }
@@ -453,12 +413,6 @@ func mask(t testing.TB, s string) topology.Mask {
 	return m
 }
 
-func sameMask(a, b string) bool {
-	ma, err1 := topology.ParseMask(a)
-	mb, err2 := topology.ParseMask(b)
-	return err1 == nil && err2 == nil && ma.Equals(mb)
-}
-
 // Pods as the kubelet would build them. Every pod has one container "app".
 
 func guaranteedPod(name string, cpus int) *mockruntime.Pod {
@@ -471,24 +425,6 @@ func burstablePod(name string) *mockruntime.Pod {
 
 func bestEffortPod(name string) *mockruntime.Pod {
 	return mockruntime.BestEffortPod(name, mockruntime.ContainerSpec{Name: "app"})
-}
-
-// lockedBuffer is a bytes.Buffer safe for concurrent writers and readers.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 func equalCounts(a, b map[int]int) bool {

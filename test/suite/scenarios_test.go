@@ -8,6 +8,7 @@ import (
 
 	"github.com/containerd/nri/pkg/api"
 
+	"github.com/numaspread/numaspread/test/invariants"
 	"github.com/numaspread/numaspread/test/mockruntime"
 	"github.com/numaspread/numaspread/topology/synth"
 )
@@ -38,7 +39,7 @@ func TestSeedExample(t *testing.T) {
 			bothModes(t, func(t *testing.T, m mode) {
 				e := newEnv(t, m, setup{machine: tc.machine})
 				be := e.launch(bestEffortPod("be"))
-				if c := e.ctr("be.app"); !sameMask(c.Cpus, e.topo.Online.String()) {
+				if c := e.ctr("be.app"); !invariants.SameCPUs(c.Cpus, e.topo.Online.String()) {
 					e.fatalf("BestEffort container before any exclusive one: cpus %q, want every CPU", c.Cpus)
 				}
 				db := guaranteedPod("db", tc.cpus)
@@ -422,6 +423,43 @@ func TestUpdateContainer(t *testing.T) {
 	})
 }
 
+// TestSystemdCgroups: under the kubelet's systemd cgroup driver the pod
+// cgroup parents read kubepods-pod<uid>.slice,
+// kubepods-burstable-pod<uid>.slice and kubepods-besteffort-pod<uid>.slice.
+// The plugin reads the QoS class from them as from the cgroupfs form, and
+// recognises a Kubernetes Guaranteed container beyond 256 CPUs, whose
+// cpu.shares the kubelet caps (the request shows only in the quota).
+func TestSystemdCgroups(t *testing.T) {
+	bothModes(t, func(t *testing.T, m mode) {
+		e := newEnv(t, m, setup{machine: synth.EightNode512(), logLevel: "info",
+			rtOpts: []mockruntime.Option{mockruntime.WithSystemdCgroups()}})
+		if !e.rt.Node().SystemdCgroups {
+			e.fatalf("WithSystemdCgroups did not select the systemd cgroup driver")
+		}
+		web := e.launch(burstablePod("web"))
+		be := e.launch(bestEffortPod("be"))
+		big := guaranteedPod("big", 300)
+		for _, p := range []*mockruntime.Pod{web, be, big} {
+			parent := p.Sandbox(e.rt.Node()).GetLinux().GetCgroupParent()
+			if !strings.HasPrefix(parent, "kubepods-") || !strings.HasSuffix(parent, ".slice") {
+				e.fatalf("%s: cgroup parent %q is not systemd's kubepods-…slice", p.Name, parent)
+			}
+		}
+		if s := big.Container("app").NRI(e.rt.Node()).GetLinux().GetResources().GetCpu().GetShares().GetValue(); s != 262144 {
+			e.fatalf("big.app: cpu.shares %d, want the kubelet's cap 262144", s)
+		}
+		e.launch(big)
+		if n := mask(t, e.ctr("big.app").Cpus).Count(); n != 300 {
+			e.fatalf("big.app: %d CPUs, want 300 exclusive", n)
+		}
+		e.expectShared("web.app")
+		e.expectShared("be.app")
+		e.remove(big, "app")
+		e.expect("web.app", e.topo.Online.String(), "")
+		e.expectShared("be.app")
+	})
+}
+
 // TestMemoryModes: cpuset.mems follows the memory setting for exclusive and
 // shared containers alike (the checker verifies the rule after every step).
 func TestMemoryModes(t *testing.T) {
@@ -440,7 +478,7 @@ func TestMemoryModes(t *testing.T) {
 				e.launch(burstablePod("web"))
 				e.launch(guaranteedPod("db", 8))
 				for id, want := range map[string]string{"db.app": tc.dbMems, "web.app": tc.pool} {
-					if c := e.ctr(id); !(c.Mems == "" && want == "" || sameMask(c.Mems, want)) {
+					if c := e.ctr(id); !(c.Mems == "" && want == "" || invariants.SameCPUs(c.Mems, want)) {
 						e.fatalf("%s: mems %q, want %q", id, c.Mems, want)
 					}
 				}

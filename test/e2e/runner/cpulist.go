@@ -1,5 +1,13 @@
 package main
 
+// The runner parses and prints cpulists itself rather than with
+// topology.ParseMask: it is an oracle independent of the plugin's code. The
+// guest topology check (guest.go) compares what `numaspread topology` says
+// with sysfs read through these functions, and every cpuset check compares
+// the plugin's result with lists canonicalized here; sharing numaspread's
+// parser would let a bug in it make both sides agree on a wrong answer. The
+// runner imports nothing of numaspread but test/kubelet.
+
 import (
 	"sort"
 	"strconv"

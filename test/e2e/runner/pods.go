@@ -9,13 +9,15 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/numaspread/numaspread/test/kubelet"
 )
 
 // QoS classes, as the kubelet derives them.
 const (
-	guaranteed = "Guaranteed"
-	burstable  = "Burstable"
-	bestEffort = "BestEffort"
+	guaranteed = kubelet.Guaranteed
+	burstable  = kubelet.Burstable
+	bestEffort = kubelet.BestEffort
 )
 
 // podSpec is a one-container pod as a Kubernetes user would write it.
@@ -53,42 +55,15 @@ func newUID() string {
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
 
-// kubelet conversions (pkg/kubelet/cm/helpers_linux.go).
+// The pods' memory (the CPU arithmetic is test/kubelet's).
 const (
-	minShares     = 2
-	sharesPerCPU  = 1024
-	milliPerCPU   = 1000
-	quotaPeriod   = 100000
-	minQuotaPerio = 1000
-	memLimit      = 64 << 20 // Guaranteed pods' memory request = limit
-	memRequest    = 32 << 20 // Burstable pods' memory request
+	memLimit   = 64 << 20 // Guaranteed pods' memory request = limit
+	memRequest = 32 << 20 // Burstable pods' memory request
 )
 
-func milliToShares(m int64) int64 {
-	if m == 0 {
-		return minShares
-	}
-	return max(m*sharesPerCPU/milliPerCPU, minShares)
-}
-
-func milliToQuota(m, period int64) int64 {
-	if m == 0 {
-		return 0
-	}
-	return max(m*period/milliPerCPU, minQuotaPerio)
-}
-
-// oomScoreAdj is the kubelet's per-QoS oom_score_adj (pkg/kubelet/qos/policy.go).
+// oomScoreAdj is the kubelet's oom_score_adj for this machine's memory.
 func oomScoreAdj(qos string) int64 {
-	switch qos {
-	case guaranteed:
-		return -997
-	case bestEffort:
-		return 1000
-	}
-	capacity := memTotal()
-	adj := int64(1000) - (1000*memRequest)/capacity
-	return min(max(adj, 2), 999)
+	return kubelet.OOMScoreAdj(qos, memRequest, memTotal())
 }
 
 func memTotal() int64 {
@@ -119,9 +94,9 @@ func (s podSpec) resources() map[string]any {
 		mem = s.memLimit
 	}
 	return map[string]any{
-		"cpu_period":            quotaPeriod,
-		"cpu_quota":             milliToQuota(limit, quotaPeriod),
-		"cpu_shares":            milliToShares(request),
+		"cpu_period":            int64(kubelet.QuotaPeriod),
+		"cpu_quota":             kubelet.MilliCPUToQuota(limit, kubelet.QuotaPeriod),
+		"cpu_shares":            kubelet.MilliCPUToShares(request),
 		"memory_limit_in_bytes": mem,
 		"oom_score_adj":         oomScoreAdj(s.qos),
 	}
@@ -403,10 +378,11 @@ func (e *env) observe(p *pod) (view, error) {
 	return v, nil
 }
 
-// lastProbe returns the last complete report of the probe in a CRI log.
-func lastProbe(log string) map[string]string {
+// allProbes returns every complete report of the probe in a CRI log,
+// oldest first.
+func allProbes(log string) []map[string]string {
+	var out []map[string]string
 	cur := map[string]string{}
-	var last map[string]string
 	for _, line := range strings.Split(log, "\n") {
 		// CRI log format: TIMESTAMP STREAM TAG MESSAGE
 		i := strings.Index(line, "PROBE ")
@@ -418,17 +394,24 @@ func lastProbe(log string) map[string]string {
 			continue
 		}
 		if f[2] == "end" {
-			last, cur = cur, map[string]string{}
+			out, cur = append(out, cur), map[string]string{}
 			continue
 		}
 		if k, v, ok := strings.Cut(f[2], "="); ok {
 			cur[k] = v
 		}
 	}
-	if last == nil {
+	return out
+}
+
+// lastProbe returns the last complete report of the probe in a CRI log
+// (empty when there is none).
+func lastProbe(log string) map[string]string {
+	all := allProbes(log)
+	if len(all) == 0 {
 		return map[string]string{}
 	}
-	return last
+	return all[len(all)-1]
 }
 
 // expect waits until every view of p's container shows cpus and mems, and

@@ -37,6 +37,69 @@ func TestLastProbe(t *testing.T) {
 	}
 }
 
+func TestAllProbes(t *testing.T) {
+	log := `2025-01-01T00:00:00Z stdout F PROBE seq=1 Cpus_allowed_list=0-3
+2025-01-01T00:00:00Z stdout F PROBE seq=1 Mems_allowed_list=0
+2025-01-01T00:00:00Z stdout F PROBE seq=1 end
+2025-01-01T00:00:00Z stderr F something else
+2025-01-01T00:00:01Z stdout F PROBE seq=2 Cpus_allowed_list=1-3
+2025-01-01T00:00:01Z stdout F PROBE seq=2 end
+2025-01-01T00:00:02Z stdout F PROBE seq=3 Cpus_allowed_list=0-3
+2025-01-01T00:00:02Z stdout F PROBE seq=3 end
+2025-01-01T00:00:03Z stdout F PROBE seq=4 Cpus_allowed_list=1
+`
+	all := allProbes(log)
+	var got []string
+	for _, r := range all {
+		got = append(got, r["Cpus_allowed_list"])
+	}
+	if strings.Join(got, " ") != "0-3 1-3 0-3" {
+		t.Fatalf("allProbes: cpus %q, want the three complete reports in order", got)
+	}
+	if all[0]["Mems_allowed_list"] != "0" || all[1]["Mems_allowed_list"] != "" {
+		t.Errorf("allProbes: reports mix their keys: %v", all)
+	}
+	if len(allProbes("")) != 0 || len(lastProbe("")) != 0 {
+		t.Error("an empty log has reports")
+	}
+
+	// exit-releases: the shared container shrank, then grew back last.
+	for _, c := range []struct {
+		log  string
+		want bool
+	}{
+		{log, true},
+		{strings.Join(strings.Split(log, "\n")[:6], "\n"), false},                                       // ends shrunk
+		{strings.ReplaceAll(log, "seq=2 Cpus_allowed_list=1-3", "seq=2 Cpus_allowed_list=0-3"), false},  // never shrank
+		{strings.ReplaceAll(log, "seq=2 Cpus_allowed_list=1-3", "seq=2 Cpus_allowed_list=3,1-2"), true}, // canonical comparison
+	} {
+		if got := shrankThenGrew(allProbes(c.log), "1-3", "0-3"); got != c.want {
+			t.Errorf("shrankThenGrew = %v, want %v for\n%s", got, c.want, c.log)
+		}
+	}
+	if shrankThenGrew(allProbes(log)[:1], "1-3", "0-3") {
+		t.Error("shrankThenGrew with one report")
+	}
+}
+
+func TestLoggedPlacement(t *testing.T) {
+	log := `time="2026-01-01T00:00:00Z" level=info msg="container placed" class=exclusive container=main cpus=3 pod=e2e/pre-guaranteed took=1ms
+time="2026-01-01T00:00:00Z" level=info msg="container placed" class=shared container=main pod=e2e/pre-guaranteed-2 took=1ms
+`
+	if !loggedPlacement(log, "pre-guaranteed") {
+		t.Error("the placement line is not recognised")
+	}
+	if loggedPlacement(log, "pre-guaranteed-2x") || loggedPlacement(log, "pre") {
+		t.Error("a prefix of another pod's name matched")
+	}
+	if loggedPlacement(strings.ReplaceAll(log, "container placed", "container removed"), "pre-guaranteed") {
+		t.Error("a line that is not a placement matched")
+	}
+	if !loggedPlacement(`level=info msg="container placed" pod="e2e/pre-guaranteed"`, "pre-guaranteed") {
+		t.Error("a quoted pod is not recognised")
+	}
+}
+
 func TestKubeletResources(t *testing.T) {
 	g := podSpec{qos: guaranteed, cpuRequest: 2000}.resources()
 	if g["cpu_shares"] != int64(2048) || g["cpu_quota"] != int64(200000) || g["oom_score_adj"] != int64(-997) {
@@ -48,6 +111,14 @@ func TestKubeletResources(t *testing.T) {
 	}
 	if be := (podSpec{qos: bestEffort}).resources(); be["cpu_shares"] != int64(2) || be["oom_score_adj"] != int64(1000) {
 		t.Errorf("besteffort: %v", be)
+	}
+	// The kubelet caps cpu.shares at 256 CPUs, and keeps Burstable scores
+	// in [3, 999].
+	if huge := (podSpec{qos: guaranteed, cpuRequest: 300000}).resources(); huge["cpu_shares"] != int64(262144) || huge["cpu_quota"] != int64(30000000) {
+		t.Errorf("guaranteed 300 CPUs: %v", huge)
+	}
+	if adj, ok := b["oom_score_adj"].(int64); !ok || adj < 3 || adj > 999 {
+		t.Errorf("burstable oom_score_adj %v, want 3..999", b["oom_score_adj"])
 	}
 }
 
