@@ -34,8 +34,7 @@ const (
 // checkOptions are the inputs of one `numaspread check`: every path it reads,
 // so that tests can point each at a temporary file.
 type checkOptions struct {
-	config        string // "" means config.DefaultPath, which may be missing
-	socket, sysfs string // overrides of nri.socket and topology.sysfs; "" keeps the config's
+	configFlags   // --config, --socket, --sysfs
 	kubeletConfig string
 	kubeletState  string
 	// explicitKubelet is set when either kubelet path came from a flag:
@@ -50,9 +49,7 @@ type checkOptions struct {
 func runCheck(args []string, stdout, stderr io.Writer) int {
 	flags := newFlags("check", stderr)
 	o := checkOptions{procRoot: "/proc", self: os.Getpid()}
-	flags.StringVar(&o.config, "config", "", "TOML configuration file (default "+config.DefaultPath+" if it exists)")
-	flags.StringVar(&o.socket, "socket", "", "NRI socket of the runtime (overrides nri.socket)")
-	flags.StringVar(&o.sysfs, "sysfs", "", "sysfs root or tarball (overrides topology.sysfs)")
+	o.register(flags)
 	flags.StringVar(&o.kubeletConfig, "kubelet-config", defaultKubeletConfig, "the kubelet's configuration file (KubeletConfiguration YAML)")
 	flags.StringVar(&o.kubeletState, "kubelet-state", defaultKubeletState, "the kubelet's CPU manager state file")
 	flags.StringVar(&o.pluginDir, "nri-plugin-dir", defaultNRIPluginDir, "the runtime's pre-installed NRI plugin folder (plugin_path)")
@@ -130,10 +127,7 @@ func runChecks(o checkOptions, w io.Writer) *checkReport {
 // `run` does. When the file does not parse, the later checks go on with the
 // built-in defaults (plus the flags), so they still say something useful.
 func checkConfig(r *checkReport, o checkOptions) (config.Config, bool) {
-	path, mustExist := o.config, true
-	if path == "" {
-		path, mustExist = config.DefaultPath, false
-	}
+	path, mustExist := o.path()
 	cfg, err := config.Load(path, mustExist)
 	ok := err == nil
 	switch {
@@ -148,19 +142,9 @@ func checkConfig(r *checkReport, o checkOptions) (config.Config, bool) {
 			path, cfg.Policy.Mode, cfg.Policy.Spread, cfg.Policy.FullCores, cfg.Policy.Memory,
 			cfg.NRI.PluginIndex, cfg.NRI.PluginName)
 	}
-	for _, f := range []struct{ key, value, flag string }{
-		{"nri.socket", o.socket, "--socket"}, {"topology.sysfs", o.sysfs, "--sysfs"},
-	} {
-		if f.value == "" {
-			continue
-		}
-		c, err := cfg.With(f.key, f.value)
-		if err != nil {
-			r.failf("config: %s: %v", f.flag, err)
-			ok = false
-			continue
-		}
-		cfg = c
+	if cfg, err = o.apply(cfg); err != nil {
+		r.failf("config: %v", err)
+		ok = false
 	}
 	return cfg, ok
 }
@@ -518,10 +502,10 @@ func checkOtherPlugins(r *checkReport, o checkOptions, preinstalled []string) {
 				continue
 			}
 			prog := filepath.Base(strings.SplitN(string(b), "\x00", 2)[0])
-			switch {
-			case ownerMatch(prog) != "":
+			switch m := ownerMatch(prog); {
+			case m != "":
 				found++
-				r.warnf("nri plugins: process %d (%s) looks like another cpuset-owning plugin (%q)", pid, prog, ownerMatch(prog))
+				r.warnf("nri plugins: process %d (%s) looks like another cpuset-owning plugin (%q)", pid, prog, m)
 			case strings.Contains(prog, "numaspread"):
 				running[prog] = append(running[prog], pid)
 			}
@@ -537,7 +521,7 @@ func checkOtherPlugins(r *checkReport, o checkOptions, preinstalled []string) {
 	sort.Strings(progs)
 	for _, p := range progs {
 		sort.Ints(running[p])
-		r.okf("nri plugins: %s is already running here (pid %s)", p, joinPIDs(running[p]))
+		r.okf("nri plugins: %s is already running here (pid %s)", p, joinInts(running[p], ", "))
 	}
 	if found == 0 {
 		where := o.pluginDir + ", " + o.confDir
@@ -546,12 +530,4 @@ func checkOtherPlugins(r *checkReport, o checkOptions, preinstalled []string) {
 		}
 		r.okf("nri plugins: no other cpuset-owning plugin found (looked in %s)", where)
 	}
-}
-
-func joinPIDs(v []int) string {
-	s := make([]string, len(v))
-	for i, n := range v {
-		s[i] = strconv.Itoa(n)
-	}
-	return strings.Join(s, ", ")
 }

@@ -44,9 +44,11 @@ func newCheckEnv(t *testing.T, spec synth.Spec) *checkEnv {
 	}
 	t.Cleanup(func() { l.Close() })
 	e.o = checkOptions{
-		config:        filepath.Join(dir, "etc/numaspread/config.toml"),
-		socket:        sock,
-		sysfs:         sysfs,
+		configFlags: configFlags{
+			file:   filepath.Join(dir, "etc/numaspread/config.toml"),
+			socket: sock,
+			sysfs:  sysfs,
+		},
 		kubeletConfig: filepath.Join(dir, "kubelet/config.yaml"),
 		kubeletState:  filepath.Join(dir, "kubelet/cpu_manager_state"),
 		pluginDir:     filepath.Join(dir, "opt/nri/plugins"),
@@ -147,13 +149,13 @@ func TestCheckConfig(t *testing.T) {
 	})
 	t.Run("an explicit file must exist", func(t *testing.T) {
 		e := newCheckEnv(t, synth.SmallTwoNode())
-		e.o.config = e.path("nope.toml")
+		e.o.file = e.path("nope.toml")
 		_, lines := e.run()
 		expect(t, lines, "FAIL", "config:", "nope.toml")
 	})
 	t.Run("the default file may be missing", func(t *testing.T) {
 		e := newCheckEnv(t, synth.SmallTwoNode())
-		e.o.config = ""
+		e.o.file = ""
 		_, lines := e.run()
 		expect(t, lines, "ok", "not found: using the built-in defaults")
 	})
@@ -182,6 +184,9 @@ func TestCheckConfig(t *testing.T) {
 		if r.fail != 0 {
 			t.Fatalf("sysfs from the file: FAIL in:\n%s", strings.Join(lines, "\n"))
 		}
+		// The machine and the cgroup root are the file's synthetic ones, not /sys.
+		expect(t, lines, "ok", "topology: 16 CPUs online (0-15), 2 threads per core, 2 NUMA nodes", "node 0: 0-3,8-11", "node 1: 4-7,12-15")
+		expect(t, lines, "ok", "cgroup v2, "+e.path("sys/fs/cgroup"))
 	})
 }
 
@@ -379,7 +384,7 @@ func TestCheckOtherPlugins(t *testing.T) {
 
 func TestCheckCommand(t *testing.T) {
 	e := newCheckEnv(t, synth.SmallTwoNode())
-	args := []string{"check", "--config", e.o.config, "--sysfs", e.o.sysfs, "--socket", e.o.socket,
+	args := []string{"check", "--config", e.o.file, "--sysfs", e.o.sysfs, "--socket", e.o.socket,
 		"--kubelet-config", e.o.kubeletConfig, "--kubelet-state", e.o.kubeletState,
 		"--nri-plugin-dir", e.o.pluginDir, "--nri-conf-dir", e.o.confDir}
 	var out, errOut bytes.Buffer

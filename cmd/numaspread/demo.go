@@ -13,7 +13,6 @@ import (
 	"github.com/numaspread/numaspread/plugin"
 	"github.com/numaspread/numaspread/test/mockruntime"
 	"github.com/numaspread/numaspread/topology"
-	"github.com/numaspread/numaspread/topology/synth"
 	"github.com/numaspread/numaspread/view"
 )
 
@@ -29,15 +28,11 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	if st := parseFlags(fs, args); st >= 0 {
 		return st
 	}
-	spec, ok := synth.Preset(*machine)
-	if !ok {
-		return fail(stderr, "demo", "--machine %q: unknown; built-in machines: %s", *machine, presetNames())
-	}
-	topo, err := spec.Topology()
+	topo, name, err := presetTopology(*machine)
 	if err != nil {
 		return fail(stderr, "demo", "%v", err)
 	}
-	if err := demo(stdout, topo, spec.Name); err != nil {
+	if err := demo(stdout, topo, name); err != nil {
 		return fail(stderr, "demo", "%v", err)
 	}
 	return 0

@@ -11,6 +11,8 @@ import (
 	"io"
 	"os"
 	"strings"
+
+	"github.com/numaspread/numaspread/config"
 )
 
 // command is one subcommand. run returns the process exit status.
@@ -128,13 +130,90 @@ func parseFlags(fs *flag.FlagSet, args []string) int {
 // fail reports an error of command cmd ("numaspread CMD: …") and returns
 // exit status 1.
 func fail(stderr io.Writer, cmd, format string, args ...any) int {
-	fmt.Fprintf(stderr, "numaspread "+cmd+": "+format+"\n", args...)
-	return 1
+	return report(stderr, 1, cmd, format, args...)
 }
 
 // usageError reports a misuse of command cmd ("numaspread CMD: …") and
 // returns exit status 2.
 func usageError(stderr io.Writer, cmd, format string, args ...any) int {
+	return report(stderr, 2, cmd, format, args...)
+}
+
+// report writes "numaspread CMD: …" to stderr and returns status.
+func report(stderr io.Writer, status int, cmd, format string, args ...any) int {
 	fmt.Fprintf(stderr, "numaspread "+cmd+": "+format+"\n", args...)
-	return 2
+	return status
+}
+
+// configFlags are the flags that say which configuration a command uses:
+// --config, and the flags that override one of its keys (--socket and
+// --sysfs for every command that reads it; `run` adds more with override).
+type configFlags struct {
+	file          string // "" means config.DefaultPath, which may be missing
+	socket, sysfs string // "" keeps the file's nri.socket and topology.sysfs
+	extra         []configOverride
+}
+
+// configOverride is a flag that sets one configuration key when given.
+type configOverride struct {
+	flag, key string
+	value     *string
+}
+
+func (c *configFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.file, "config", "", "TOML configuration file (default "+config.DefaultPath+" if it exists)")
+	fs.StringVar(&c.socket, "socket", "", "NRI socket of the runtime (overrides nri.socket)")
+	fs.StringVar(&c.sysfs, "sysfs", "", "sysfs root or tarball (overrides topology.sysfs)")
+}
+
+// override registers --name, which sets the configuration key.
+func (c *configFlags) override(fs *flag.FlagSet, name, key, usage string) {
+	o := configOverride{flag: name, key: key, value: new(string)}
+	fs.StringVar(o.value, name, "", usage+" (overrides "+key+")")
+	c.extra = append(c.extra, o)
+}
+
+// path returns the configuration file to read and whether it must exist:
+// a --config file must, the default one may be missing.
+func (c *configFlags) path() (string, bool) {
+	if c.file == "" {
+		return config.DefaultPath, false
+	}
+	return c.file, true
+}
+
+// apply sets the keys of the flags given on cfg, a configuration read from
+// the file (at start, and by `run` at every reload). It applies every flag
+// it can and returns the others' errors ("--socket: nri.socket: …"), joined.
+func (c *configFlags) apply(cfg config.Config) (config.Config, error) {
+	var errs []error
+	for _, o := range append([]configOverride{
+		{"socket", "nri.socket", &c.socket}, {"sysfs", "topology.sysfs", &c.sysfs},
+	}, c.extra...) {
+		if *o.value == "" {
+			continue
+		}
+		next, err := cfg.With(o.key, *o.value)
+		var ce *config.Error
+		if errors.As(err, &ce) {
+			e := *ce
+			e.Source = "" // "command line": the flag's name says more
+			err = &e
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--%s: %w", o.flag, err))
+			continue
+		}
+		cfg = next
+	}
+	return cfg, errors.Join(errs...)
+}
+
+// load reads the configuration file and applies the flags.
+func (c *configFlags) load() (config.Config, error) {
+	cfg, err := config.Load(c.path())
+	if err != nil {
+		return cfg, err
+	}
+	return c.apply(cfg)
 }

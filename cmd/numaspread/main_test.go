@@ -120,10 +120,7 @@ func TestTopologyFromSysfsDir(t *testing.T) {
 }
 
 func TestTopologyRealCapture(t *testing.T) {
-	path := filepath.Join("..", "..", "..", "shared", "fixtures", "sysfs", "server-2s-4dram-4pmem-112cpu.tar.xz")
-	if _, err := os.Stat(path); err != nil {
-		t.Skipf("real sysfs capture not available (%v): skipping", err)
-	}
+	path := fixture(t, "server-2s-4dram-4pmem-112cpu.tar.xz")
 	stdout, stderr, status := run(t, "plan", "--sysfs", path, "--cpus", "8", "--json")
 	if status != 0 {
 		t.Fatalf("status %d: %s", status, stderr)
@@ -155,4 +152,31 @@ func TestDemo(t *testing.T) {
 			t.Errorf("line %d is %d columns: %q", i, len([]rune(line)), line)
 		}
 	}
+}
+
+// fixture returns the path of a real sysfs capture kept next to the project
+// (../shared/fixtures/sysfs from the repository root), skipping the test
+// when it is absent: the captures are not part of the repository. It is
+// topology/fixtures_test.go's helper.
+func fixture(t *testing.T, name string) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			break
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Skip("no go.mod above the test's folder: cannot locate ../shared/fixtures/sysfs")
+		}
+		dir = parent
+	}
+	p := filepath.Join(dir, "..", "shared", "fixtures", "sysfs", name)
+	if _, err := os.Stat(p); err != nil {
+		t.Skipf("real sysfs capture not available (%v); it lives outside the repository", err)
+	}
+	return p
 }

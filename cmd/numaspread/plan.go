@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/numaspread/numaspread/config"
 	"github.com/numaspread/numaspread/policy"
 	"github.com/numaspread/numaspread/topology"
 )
@@ -58,11 +59,16 @@ func runPlan(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(stderr, "plan", "%v", err)
 	}
-	managed := t.Online.Difference(t.Isolated) // what policy.NewState manages by default
+	// plan manages what the plugin manages without allowed_cpus.
+	res, err := config.Default().Resolve(t)
+	if err != nil {
+		return fail(stderr, "plan", "%v", err)
+	}
+	managed := res.Allowed
 	if err := checkManaged(t, managed, "--reserved", reservedSet); err != nil {
 		return fail(stderr, "plan", "%v", err)
 	}
-	state, err := policy.NewState(t, policy.Config{Reserved: reservedSet})
+	state, err := policy.NewState(t, policy.Config{Managed: managed, Reserved: reservedSet})
 	if err != nil {
 		return fail(stderr, "plan", "%v", err)
 	}
@@ -140,7 +146,8 @@ func checkManaged(t *topology.Topology, managed topology.Mask, what string, list
 	return errors.New(msg)
 }
 
-// cpuList formats m as "CPU 3 <one>" or "CPUs 3-4 <many>".
+// cpuList formats m as "CPU 3 <one>" or "CPUs 3-4 <many>", like the
+// unexported cpus of config/resolve.go, whose messages these words match.
 func cpuList(m topology.Mask, one, many string) string {
 	if m.Count() == 1 {
 		return "CPU " + m.String() + " " + one

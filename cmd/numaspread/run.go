@@ -35,47 +35,21 @@ func runPlugin(args []string, _, stderr io.Writer) int {
 // file watcher when a file was loaded.
 func servePlugin(ctx context.Context, args []string, stderr io.Writer) int {
 	fs := newFlags("run", stderr)
-	configPath := fs.String("config", "", "TOML configuration file (default "+config.DefaultPath+" if it exists)")
-	socket := fs.String("socket", "", "NRI socket of the runtime (overrides nri.socket)")
-	sysfs := fs.String("sysfs", "", "sysfs root or tarball (overrides topology.sysfs)")
-	name := fs.String("name", "", "plugin name (overrides nri.plugin_name)")
-	idx := fs.String("idx", "", "two-digit plugin index (overrides nri.plugin_index)")
-	logLevel := fs.String("log-level", "", "debug | info | warn | error (overrides log.level)")
-	metricsAddr := fs.String("metrics-address", "", "serve /metrics, /healthz, /readyz and /state here, e.g. :9464 (overrides metrics.address)")
+	var cf configFlags
+	cf.register(fs)
+	cf.override(fs, "name", "nri.plugin_name", "plugin name")
+	cf.override(fs, "idx", "nri.plugin_index", "two-digit plugin index")
+	cf.override(fs, "log-level", "log.level", "debug | info | warn | error")
+	cf.override(fs, "metrics-address", "metrics.address", "serve /metrics, /healthz, /readyz and /state here, e.g. :9464")
 	logFile := fs.String("log-file", "", "log to this file instead of stderr")
 	if st := parseFlags(fs, args); st >= 0 {
 		return st
 	}
 
-	path, mustExist := *configPath, true
-	if path == "" {
-		path, mustExist = config.DefaultPath, false
-	}
-	// overrides applies the flags to a configuration read from the file, at
-	// start and at every reload.
-	overrides := func(cfg config.Config) (config.Config, error) {
-		var err error
-		for _, o := range []struct{ flag, value string }{
-			{"nri.socket", *socket}, {"topology.sysfs", *sysfs}, {"nri.plugin_name", *name},
-			{"nri.plugin_index", *idx}, {"log.level", *logLevel}, {"metrics.address", *metricsAddr},
-		} {
-			if o.value == "" {
-				continue
-			}
-			if cfg, err = cfg.With(o.flag, o.value); err != nil {
-				return cfg, fmt.Errorf("flag for %s: %w", o.flag, err)
-			}
-		}
-		return cfg, nil
-	}
-	cfg, err := config.Load(path, mustExist)
-	if err == nil {
-		cfg, err = overrides(cfg)
-	}
+	cfg, err := cf.load()
 	if err != nil {
 		return fail(stderr, "run", "%v", err)
 	}
-
 	log, closeLog, err := newLogger(cfg.Log, *logFile, stderr)
 	if err != nil {
 		return fail(stderr, "run", "%v", err)
@@ -91,70 +65,17 @@ func servePlugin(ctx context.Context, args []string, stderr io.Writer) int {
 		return fail(stderr, "run", "%v", err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	defer wg.Wait()
+	bg := &background{ctx: ctx, log: log, p: p}
+	defer bg.wg.Wait()
 	defer cancel()
 
 	// The metrics start with the configuration from the file, or (for a
 	// pre-installed plugin) with the one the runtime passes in Configure.
-	var obs atomic.Pointer[metrics.Metrics]
-	startMetrics := func(addr string) error {
-		if addr == "" || obs.Load() != nil {
-			return nil
-		}
-		m := metrics.New(p)
-		srv, err := metrics.Listen(addr, m.Handler())
-		if err != nil {
-			return err
-		}
-		p.SetObserver(m)
-		obs.Store(m)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := srv.Serve(ctx); err != nil {
-				log.WithError(err).Error("metrics endpoint stopped")
-			}
-		}()
-		log.WithField("address", srv.Addr().String()).Info("serving /metrics, /healthz, /readyz and /state")
-		return nil
-	}
-	if err := startMetrics(cfg.Metrics.Address); err != nil {
+	if err := bg.startMetrics(cfg.Metrics.Address); err != nil {
 		return fail(stderr, "run", "%v", err)
 	}
-
 	if cfg.Source() != "" {
-		w := &reload.Watcher{
-			Path: path,
-			Parse: func(data []byte) (config.Config, error) {
-				c, err := config.Parse(path, data)
-				if err != nil {
-					return c, err
-				}
-				return overrides(c)
-			},
-			Apply: func(c config.Config) ([]string, error) {
-				changed, err := p.Reload(c)
-				if err == nil {
-					applyLive(log, c, changed)
-				}
-				return changed, err
-			},
-			Running: cfg,
-			Log:     log,
-			OnResult: func(r reload.Result) {
-				if m := obs.Load(); m != nil {
-					m.RecordReload(r.Time, r.Changed, r.Err)
-				}
-			},
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := w.Run(ctx); err != nil {
-				log.WithError(err).Error("configuration changes will not be applied until a restart")
-			}
-		}()
+		bg.watchConfig(&cf, cfg)
 	}
 
 	log.WithFields(logrus.Fields{
@@ -169,7 +90,7 @@ func servePlugin(ctx context.Context, args []string, stderr io.Writer) int {
 			}
 			// A pre-installed plugin learns its [log] settings from Configure.
 			applyLive(log, p.Config(), nil)
-			if err := startMetrics(p.Config().Metrics.Address); err != nil {
+			if err := bg.startMetrics(p.Config().Metrics.Address); err != nil {
 				log.WithError(err).Error("cannot serve metrics")
 			}
 		},
@@ -180,6 +101,82 @@ func servePlugin(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 	log.Info("numaspread stopped")
 	return 0
+}
+
+// background runs what serves alongside the plugin (the metrics endpoint,
+// the configuration watcher) until ctx is cancelled; wg waits for them.
+type background struct {
+	ctx context.Context
+	wg  sync.WaitGroup
+	log *logrus.Logger
+	p   *plugin.Plugin
+	obs atomic.Pointer[metrics.Metrics] // set once the endpoint serves
+}
+
+func (b *background) start(fn func()) {
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		fn()
+	}()
+}
+
+// startMetrics serves the metrics endpoint on addr and makes it the
+// plugin's observer. It does nothing when addr is "" or the endpoint
+// already serves.
+func (b *background) startMetrics(addr string) error {
+	if addr == "" || b.obs.Load() != nil {
+		return nil
+	}
+	m := metrics.New(b.p)
+	srv, err := metrics.Listen(addr, m.Handler())
+	if err != nil {
+		return err
+	}
+	b.p.SetObserver(m)
+	b.obs.Store(m)
+	b.start(func() {
+		if err := srv.Serve(b.ctx); err != nil {
+			b.log.WithError(err).Error("metrics endpoint stopped")
+		}
+	})
+	b.log.WithField("address", srv.Addr().String()).Info("serving /metrics, /healthz, /readyz and /state")
+	return nil
+}
+
+// watchConfig reloads the configuration file when it changes, with the
+// flags applied over it again, and records each result in the metrics.
+func (b *background) watchConfig(cf *configFlags, running config.Config) {
+	path, _ := cf.path()
+	w := &reload.Watcher{
+		Path: path,
+		Parse: func(data []byte) (config.Config, error) {
+			c, err := config.Parse(path, data)
+			if err != nil {
+				return c, err
+			}
+			return cf.apply(c)
+		},
+		Apply: func(c config.Config) ([]string, error) {
+			changed, err := b.p.Reload(c)
+			if err == nil {
+				applyLive(b.log, c, changed)
+			}
+			return changed, err
+		},
+		Running: running,
+		Log:     b.log,
+		OnResult: func(r reload.Result) {
+			if m := b.obs.Load(); m != nil {
+				m.RecordReload(r.Time, r.Changed, r.Err)
+			}
+		},
+	}
+	b.start(func() {
+		if err := w.Run(b.ctx); err != nil {
+			b.log.WithError(err).Error("configuration changes will not be applied until a restart")
+		}
+	})
 }
 
 // restartOnly are the sections a running plugin cannot change: they take

@@ -278,6 +278,21 @@ func TestRunMetricsAddressInUse(t *testing.T) {
 	}
 }
 
+// TestRunBadFlagValue: a flag is checked like the key it overrides, and the
+// message names both. Every bad flag is reported, not only the first.
+func TestRunBadFlagValue(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "config.toml")
+	if err := os.WriteFile(path, []byte("[log]\nformat = \"json\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, stderr, st := run(t, "run", "--config", path, "--idx", "7", "--log-level", "loud")
+	for _, want := range []string{"numaspread run: ", "--idx: nri.plugin_index", "--log-level: log.level"} {
+		if st != 1 || !strings.Contains(stderr, want) {
+			t.Errorf("status %d, stderr lacks %q: %q", st, want, stderr)
+		}
+	}
+}
+
 // --metrics-address turns the endpoint on over a configuration file that
 // has none (the Kubernetes metrics overlay does this), and a reload of the
 // file keeps it.

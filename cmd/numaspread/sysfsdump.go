@@ -37,28 +37,31 @@ func runSysfsDump(args []string, stdout, stderr io.Writer) int {
 		// stderr. The archive holds exactly the files discovery reads, so
 		// discovering from them tells what a reader of the archive will find.
 		t, err := topology.DiscoverFS(fsys)
-		if err != nil {
-			fmt.Fprintf(stderr, "wrote standard output: %d files\n", len(files))
-			fmt.Fprintf(stderr, "numaspread sysfs-dump: warning: discovery fails on the capture: %v\n", err)
-			return 0
-		}
-		fmt.Fprintf(stderr, "wrote standard output: %d files; %d CPUs, %d NUMA nodes\n", len(files), t.Online.Count(), len(t.Nodes))
+		dumpSummary(stderr, stderr, "standard output", len(files), t, err, "discovery fails on the capture", "")
 		return 0
 	}
 	if err := writeDump(*out, fsys); err != nil {
 		return fail(stderr, "sysfs-dump", "%v", err)
 	}
-	// Read the capture back as `topology --sysfs` will. A machine that
-	// discovery fails on is worth a bug report too, so that is only a warning.
+	// Read the capture back as `topology --sysfs` will.
 	t, err := topology.Discover(*out)
-	if err != nil {
-		fmt.Fprintf(stdout, "wrote %s: %d files\n", *out, len(files))
-		fmt.Fprintf(stderr, "numaspread sysfs-dump: warning: the capture cannot be read back: %v\n", err)
-		return 0
-	}
-	fmt.Fprintf(stdout, "wrote %s: %d files; %d CPUs, %d NUMA nodes (check: numaspread topology --sysfs %s)\n",
-		*out, len(files), t.Online.Count(), len(t.Nodes), *out)
+	dumpSummary(stdout, stderr, *out, len(files), t, err, "the capture cannot be read back",
+		" (check: numaspread topology --sysfs "+*out+")")
 	return 0
+}
+
+// dumpSummary writes "wrote WHERE: N files; C CPUs, N NUMA nodes" and then
+// hint to w, for the machine t discovered from the capture. When discovery
+// failed (err) it writes the file count only, and a warning to stderr that
+// starts with problem: a machine that discovery fails on is worth a bug
+// report too, so the dump still succeeds.
+func dumpSummary(w, stderr io.Writer, where string, files int, t *topology.Topology, err error, problem, hint string) {
+	if err != nil {
+		fmt.Fprintf(w, "wrote %s: %d files\n", where, files)
+		fmt.Fprintf(stderr, "numaspread sysfs-dump: warning: %s: %v\n", problem, err)
+		return
+	}
+	fmt.Fprintf(w, "wrote %s: %d files; %d CPUs, %d NUMA nodes%s\n", where, files, t.Online.Count(), len(t.Nodes), hint)
 }
 
 // writeDump writes the tarball next to path and renames it into place, so

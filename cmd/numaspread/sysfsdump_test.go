@@ -100,8 +100,9 @@ func TestSysfsDumpErrors(t *testing.T) {
 	if st != 1 || !strings.Contains(stderr, "sysfs root") {
 		t.Errorf("missing sysfs: %d %q", st, stderr)
 	}
-	_, stderr, st = run(t, "sysfs-dump", "--out", filepath.Join(dir, "no", "such", "dir.tar.gz"))
-	if st != 1 {
+	unwritable := filepath.Join(dir, "no", "such", "dir.tar.gz")
+	_, stderr, st = run(t, "sysfs-dump", "--out", unwritable)
+	if st != 1 || !strings.Contains(stderr, "numaspread sysfs-dump: --out "+unwritable+": ") {
 		t.Errorf("unwritable --out: %d %q", st, stderr)
 	}
 	if entries, _ := os.ReadDir(dir); len(entries) != 0 {

@@ -29,7 +29,7 @@ func (m *machineFlags) register(fs *flag.FlagSet) {
 
 // check fails when both --sysfs and --machine were given: each names the
 // machine, and silently preferring one would hide a mistake. Commands call
-// it right after parsing and exit with status 2.
+// it right after parsing, and exit with status 2, before load.
 func (m *machineFlags) check() error {
 	set := map[string]bool{}
 	m.fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
@@ -47,22 +47,28 @@ func presetNames() string {
 	return strings.Join(names, ", ")
 }
 
+// load returns the machine the flags name; check has already passed.
 func (m *machineFlags) load() (*topology.Topology, error) {
-	if err := m.check(); err != nil {
-		return nil, err
-	}
 	if m.machine != "" {
-		spec, ok := synth.Preset(m.machine)
-		if !ok {
-			return nil, fmt.Errorf("--machine %q: unknown; built-in machines: %s", m.machine, presetNames())
-		}
-		return spec.Topology()
+		t, _, err := presetTopology(m.machine)
+		return t, err
 	}
 	t, err := topology.Discover(m.sysfs)
 	if err != nil {
 		return nil, fmt.Errorf("discovering the machine from %s: %w", m.sysfs, err)
 	}
 	return t, nil
+}
+
+// presetTopology returns the built-in synthetic machine name (the
+// --machine flag of topology, plan and demo) and its canonical name.
+func presetTopology(name string) (*topology.Topology, string, error) {
+	spec, ok := synth.Preset(name)
+	if !ok {
+		return nil, "", fmt.Errorf("--machine %q: unknown; built-in machines: %s", name, presetNames())
+	}
+	t, err := spec.Topology()
+	return t, spec.Name, err
 }
 
 func runTopology(args []string, stdout, stderr io.Writer) int {
@@ -105,7 +111,7 @@ func printTopology(w io.Writer, t *topology.Topology) {
 		if cpus == "" {
 			cpus = "(memory only)"
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%s\t%s\n", n.ID, cpus, n.Cores, n.L3Caches, joinInts(n.Sockets), formatBytes(n.MemoryBytes))
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%d\t%s\t%s\n", n.ID, cpus, n.Cores, n.L3Caches, joinInts(n.Sockets, ","), formatBytes(n.MemoryBytes))
 	}
 	tw.Flush()
 
@@ -147,15 +153,16 @@ func orNone(s string) string {
 	return s
 }
 
-func joinInts(v []int) string {
+// joinInts joins v with sep, or returns "-" when v is empty.
+func joinInts(v []int, sep string) string {
+	if len(v) == 0 {
+		return "-"
+	}
 	parts := make([]string, len(v))
 	for i, x := range v {
 		parts[i] = strconv.Itoa(x)
 	}
-	if len(parts) == 0 {
-		return "-"
-	}
-	return strings.Join(parts, ",")
+	return strings.Join(parts, sep)
 }
 
 func formatBytes(b uint64) string {
