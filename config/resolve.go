@@ -91,9 +91,9 @@ func (c Config) Resolve(t *topology.Topology) (Resolved, error) {
 	reserved.IntersectInPlace(t.Online)
 	if out := reserved.Difference(allowed); !out.IsEmpty() {
 		if explicit {
-			fail(reservedKey, "%s not in allowed_cpus (%s); reserved CPUs must be managed CPUs", cpus(out, "is", "are"), allowed)
+			fail(reservedKey, "%s not in allowed_cpus (%s); reserved CPUs must be managed CPUs", CPUPhrase(out, "is", "are"), allowed)
 		} else {
-			fail(reservedKey, "%s isolated; reserved CPUs must be managed CPUs (the online, non-isolated ones: %s), or list them in allowed_cpus", cpus(out, "is", "are"), allowed)
+			fail(reservedKey, "%s isolated; reserved CPUs must be managed CPUs (the online, non-isolated ones: %s), or list them in allowed_cpus", CPUPhrase(out, "is", "are"), allowed)
 		}
 	}
 	if len(errs) > 0 {
@@ -121,7 +121,7 @@ func (c Config) Resolve(t *topology.Topology) (Resolved, error) {
 		if lone := splitCores(t, allowed, reserved); !lone.IsEmpty() {
 			r.Warnings = append(r.Warnings, fmt.Sprintf(
 				"%s a core with CPUs that are reserved or not managed, so they are handed out only as single threads, never as part of a whole core (full_cores = %q)",
-				cpus(lone, "shares", "share"), c.Policy.FullCores))
+				CPUPhrase(lone, "shares", "share"), c.Policy.FullCores))
 		}
 	}
 	r.Allowed, r.Reserved = allowed, reserved
@@ -139,13 +139,13 @@ func notOnline(t *topology.Topology, m topology.Mask) string {
 	missing := bad.Difference(t.Offline)
 	msg := ""
 	if !missing.IsEmpty() {
-		msg = cpus(missing, "does not exist", "do not exist")
+		msg = CPUPhrase(missing, "does not exist", "do not exist")
 	}
 	if !offline.IsEmpty() {
 		if msg != "" {
 			msg += ", "
 		}
-		msg += cpus(offline, "is offline", "are offline")
+		msg += CPUPhrase(offline, "is offline", "are offline")
 	}
 	return fmt.Sprintf("%s (online: %s)", msg, t.Online)
 }
@@ -165,9 +165,10 @@ func splitCores(t *topology.Topology, allowed, reserved topology.Mask) topology.
 	return lone
 }
 
-// cpus formats m as "CPU 3 <one>" or "CPUs 3-4 <many>", with the verb
-// agreeing in number.
-func cpus(m topology.Mask, one, many string) string {
+// CPUPhrase formats m as "CPU 3 <one>" or "CPUs 3-4 <many>", with the verb
+// agreeing in number (empty verbs: just the CPUs). Configuration errors and
+// the CLI word CPU lists this one way.
+func CPUPhrase(m topology.Mask, one, many string) string {
 	s := "CPU " + m.String()
 	verb := one
 	if m.Count() > 1 {

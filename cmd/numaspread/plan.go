@@ -132,25 +132,16 @@ func checkManaged(t *topology.Topology, managed topology.Mask, what string, list
 	msg := fmt.Sprintf("%s CPUs %s are not managed CPUs (managed: %s)", what, bad, managed)
 	var why []string
 	if iso := bad.Intersection(t.Isolated).Intersection(t.Online); !iso.IsEmpty() {
-		why = append(why, cpuList(iso, "is isolated", "are isolated")+" (isolcpus; plan manages only the online, non-isolated CPUs)")
+		why = append(why, config.CPUPhrase(iso, "is isolated", "are isolated")+" (isolcpus; plan manages only the online, non-isolated CPUs)")
 	}
 	if off := bad.Intersection(t.Offline); !off.IsEmpty() {
-		why = append(why, cpuList(off, "is offline", "are offline"))
+		why = append(why, config.CPUPhrase(off, "is offline", "are offline"))
 	}
 	if missing := bad.Difference(t.Online).Difference(t.Offline); !missing.IsEmpty() {
-		why = append(why, cpuList(missing, "does not exist", "do not exist"))
+		why = append(why, config.CPUPhrase(missing, "does not exist", "do not exist"))
 	}
 	if len(why) > 0 {
 		msg += ": " + strings.Join(why, ", ")
 	}
 	return errors.New(msg)
-}
-
-// cpuList formats m as "CPU 3 <one>" or "CPUs 3-4 <many>", like the
-// unexported cpus of config/resolve.go, whose messages these words match.
-func cpuList(m topology.Mask, one, many string) string {
-	if m.Count() == 1 {
-		return "CPU " + m.String() + " " + one
-	}
-	return "CPUs " + m.String() + " " + many
 }
